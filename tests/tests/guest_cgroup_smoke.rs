@@ -56,16 +56,18 @@ fn child_cgroup_enforces_pids_max() {
     }
     fs::write(dir.join("pids.max"), "1").expect("writing pids.max");
     // A shell moved into the cgroup may not fork: pids.max = 1 counts the shell itself.
+    // (`&& echo` keeps sh from exec'ing /bin/true in its own place, which needs no fork.)
     let out = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(format!(
-            "echo $$ > {}/cgroup.procs && /bin/true",
+            "echo $$ > {}/cgroup.procs && /bin/true && echo forked",
             dir.display()
         ))
         .output()
         .expect("running sh");
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        !out.status.success(),
+        !stdout.contains("forked"),
         "fork inside a pids.max=1 cgroup succeeded"
     );
     let events = fs::read_to_string(dir.join("pids.events")).expect("reading pids.events");

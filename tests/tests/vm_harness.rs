@@ -69,7 +69,7 @@ fn failing_guest_test_fails_the_vm_run() {
             "--features",
             "vm-selftest-fail",
             "--test",
-            "guest_selftest_fail",
+            "selftest_failing_guest",
         ])
         .output()
         .expect("running berth-vm-tests");
