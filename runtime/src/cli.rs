@@ -1,0 +1,365 @@
+//! The command line, runc-compatible: global flags (accepted before or after the
+//! sub-command), the sub-commands of this release, and hidden placeholders for runc
+//! sub-commands that are not implemented yet (they fail with "not supported yet").
+//!
+//! runc (urfave/cli) also accepts long flags with a single dash (`-root`); clap does not,
+//! so [`normalize_args`] rewrites them before parsing.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::cgroups::CgroupManager;
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// runc's JSON lines.
+    Json,
+}
+
+/// `--rootless`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Rootless {
+    /// Rootless mode.
+    True,
+    /// Not rootless.
+    False,
+    /// Rootless when not running as root.
+    Auto,
+}
+
+/// berth-runtime: an OCI container runtime (runc-compatible command line).
+#[derive(Debug, Parser)]
+#[command(name = "berth-runtime", disable_version_flag = true)]
+pub struct Cli {
+    /// Directory for container state.
+    #[arg(long, global = true, default_value = "/run/berth-runtime")]
+    pub root: PathBuf,
+    /// Log file (default: stderr).
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Debug logging.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd for cgroups (same as --cgroup-manager systemd; not supported yet).
+    #[arg(long, global = true)]
+    pub systemd_cgroup: bool,
+    /// Rootless mode (only `false`, or `auto` as root, is supported). A bare `--rootless`
+    /// means `true`, which is also how `spec --rootless` (a plain switch in runc) parses.
+    #[arg(long, global = true, value_enum, default_value_t = Rootless::Auto,
+          num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Rootless,
+    /// Cgroup manager. Only `disabled` is implemented; it is the default until cgroup
+    /// support lands.
+    #[arg(long, global = true, value_enum, default_value_t = CgroupManager::Disabled)]
+    pub cgroup_manager: CgroupManager,
+    /// Print the version.
+    #[arg(short = 'v', long)]
+    pub version: bool,
+    /// The sub-command.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The effective cgroup manager (`--systemd-cgroup` wins).
+    pub fn effective_cgroup_manager(&self) -> CgroupManager {
+        if self.systemd_cgroup {
+            CgroupManager::Systemd
+        } else {
+            self.cgroup_manager
+        }
+    }
+}
+
+/// Sub-commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a container (init waits for `start`).
+    Create(CreateArgs),
+    /// Start a created container.
+    Start(IdArg),
+    /// Create and start a container; in the foreground, wait for it and exit with its status.
+    Run(RunArgs),
+    /// Print the container's state as JSON.
+    State(IdArg),
+    /// Send a signal to the container's init (or all its processes).
+    Kill(KillArgs),
+    /// Delete a container's state (and kill it with --force).
+    Delete(DeleteArgs),
+    /// List containers.
+    List(ListArgs),
+    /// Write a default config.json.
+    Spec(SpecArgs),
+    /// Not supported yet.
+    #[command(hide = true)]
+    Exec(Unsupported),
+    /// Not supported yet.
+    #[command(hide = true)]
+    Ps(Unsupported),
+    /// Not supported yet.
+    #[command(hide = true)]
+    Features(Unsupported),
+    /// Not supported yet.
+    #[command(hide = true)]
+    Pause(Unsupported),
+    /// Not supported yet.
+    #[command(hide = true)]
+    Resume(Unsupported),
+    /// Not supported yet.
+    #[command(hide = true)]
+    Update(Unsupported),
+    /// Not supported yet.
+    #[command(hide = true)]
+    Events(Unsupported),
+    /// Not supported yet.
+    #[command(hide = true)]
+    Checkpoint(Unsupported),
+    /// Not supported yet.
+    #[command(hide = true)]
+    Restore(Unsupported),
+}
+
+impl Command {
+    /// The name of a placeholder sub-command, if this is one.
+    pub fn unsupported_name(&self) -> Option<&'static str> {
+        Some(match self {
+            Command::Exec(_) => "exec",
+            Command::Ps(_) => "ps",
+            Command::Features(_) => "features",
+            Command::Pause(_) => "pause",
+            Command::Resume(_) => "resume",
+            Command::Update(_) => "update",
+            Command::Events(_) => "events",
+            Command::Checkpoint(_) => "checkpoint",
+            Command::Restore(_) => "restore",
+            _ => return None,
+        })
+    }
+}
+
+/// Arguments of a placeholder sub-command (accepted and ignored before the error).
+#[derive(Debug, Args)]
+pub struct Unsupported {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+/// A bare container id.
+#[derive(Debug, Args)]
+pub struct IdArg {
+    /// Container id.
+    pub id: String,
+}
+
+/// `create` flags.
+#[derive(Debug, Clone, Args)]
+pub struct CreateArgs {
+    /// Bundle directory.
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// File to write init's pid to.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the pty master to (not supported yet).
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root.
+    #[arg(long)]
+    pub no_pivot: bool,
+    /// Do not create a new session keyring.
+    #[arg(long)]
+    pub no_new_keyring: bool,
+    /// Pass fds 3..3+N to the container.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Container id.
+    pub id: String,
+}
+
+/// `run` flags.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Return after starting instead of waiting for the container.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// Keep the container's state after it exits (foreground only).
+    #[arg(long)]
+    pub keep: bool,
+    /// The create flags.
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+/// `kill` flags.
+#[derive(Debug, Args)]
+pub struct KillArgs {
+    /// Signal every process of the container.
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Container id.
+    pub id: String,
+    /// Signal (name with or without SIG, or number).
+    #[arg(default_value = "SIGTERM")]
+    pub signal: String,
+}
+
+/// `delete` flags.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Kill a running container first.
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Container id.
+    pub id: String,
+}
+
+/// `list` output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// Aligned columns.
+    Table,
+    /// A JSON array.
+    Json,
+}
+
+/// `list` flags.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Output format.
+    #[arg(short = 'f', long, value_enum, default_value_t = ListFormat::Table)]
+    pub format: ListFormat,
+    /// Only print ids.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+/// `spec` flags.
+#[derive(Debug, Args)]
+pub struct SpecArgs {
+    /// Directory to write config.json into. (`--rootless`, the global flag, asks for a
+    /// rootless spec.)
+    #[arg(short = 'b', long, default_value = ".")]
+    pub bundle: PathBuf,
+}
+
+const LONG_FLAGS: &[&str] = &[
+    "root",
+    "log",
+    "log-format",
+    "debug",
+    "systemd-cgroup",
+    "rootless",
+    "cgroup-manager",
+    "bundle",
+    "pid-file",
+    "console-socket",
+    "no-pivot",
+    "no-new-keyring",
+    "preserve-fds",
+    "detach",
+    "keep",
+    "all",
+    "force",
+    "format",
+    "quiet",
+    "version",
+    "help",
+];
+
+/// Rewrites runc-style single-dash long flags (`-root x`, `-log-format=json`) to the
+/// double-dash form. Stops at `--`.
+pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for arg in args {
+        if passthrough {
+            out.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            passthrough = true;
+            out.push(arg);
+            continue;
+        }
+        let rewritten = arg.to_str().and_then(|s| {
+            let rest = s.strip_prefix('-').filter(|r| !r.starts_with('-'))?;
+            let name = rest.split('=').next()?;
+            LONG_FLAGS
+                .contains(&name)
+                .then(|| OsString::from(format!("-{s}")))
+        });
+        out.push(rewritten.unwrap_or(arg));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::parse_from(normalize_args(args.iter().map(OsString::from)))
+    }
+
+    #[test]
+    fn accepts_single_dash_long_flags() {
+        let cli = parse(&[
+            "berth-runtime",
+            "-root",
+            "/x",
+            "-log-format=json",
+            "state",
+            "c1",
+        ]);
+        assert_eq!(cli.root, PathBuf::from("/x"));
+        assert_eq!(cli.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn global_flags_after_subcommand_and_short_flags() {
+        let cli = parse(&["berth-runtime", "kill", "--root", "/r", "-a", "c1", "KILL"]);
+        assert_eq!(cli.root, PathBuf::from("/r"));
+        match cli.command.unwrap() {
+            Command::Kill(k) => assert!(k.all && k.id == "c1" && k.signal == "KILL"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn spec_rootless_switch() {
+        let cli = parse(&["berth-runtime", "spec", "--rootless"]);
+        assert_eq!(cli.rootless, Rootless::True);
+        let cli = parse(&["berth-runtime", "--rootless", "false", "state", "x"]);
+        assert_eq!(cli.rootless, Rootless::False);
+    }
+
+    #[test]
+    fn run_flags() {
+        let cli = parse(&[
+            "berth-runtime",
+            "run",
+            "-d",
+            "-b",
+            "/b",
+            "--preserve-fds",
+            "2",
+            "c",
+        ]);
+        match cli.command.unwrap() {
+            Command::Run(r) => {
+                assert!(r.detach);
+                assert_eq!(r.create.bundle, PathBuf::from("/b"));
+                assert_eq!(r.create.preserve_fds, 2);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
