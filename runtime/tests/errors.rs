@@ -47,10 +47,13 @@ fn duplicate_and_invalid_ids() {
     assert!(rt.is_empty());
 }
 
+/// Damages a fresh bundle in one specific way.
+type BreakBundle = Box<dyn Fn(&TestBundle)>;
+
 #[test]
 fn bundle_errors_name_the_field_and_leave_nothing() {
     let rt = Runtime::new();
-    let cases: Vec<(&str, Box<dyn Fn(&TestBundle)>, &str)> = vec![
+    let cases: Vec<(&str, BreakBundle, &str)> = vec![
         (
             "missing-rootfs",
             Box::new(|b| std::fs::remove_dir_all(b.rootfs()).unwrap()),

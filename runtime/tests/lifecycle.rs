@@ -9,14 +9,17 @@ use common::{Runtime, TestBundle, ok, stderr};
 fn wait_for_status(rt: &Runtime, id: &str, want: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let st = rt.state(id).expect("state");
-        if st["status"] == want {
+        // A foreground `run` started just now may not have created the container yet.
+        let status = rt
+            .state(id)
+            .map(|st| st["status"].clone())
+            .unwrap_or_default();
+        if status == want {
             return;
         }
         assert!(
             Instant::now() < deadline,
-            "status stayed {} (wanted {want})",
-            st["status"]
+            "status stayed {status} (wanted {want})"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
