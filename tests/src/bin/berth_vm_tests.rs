@@ -4,8 +4,11 @@
 //! closing line with the totals. A failing guest test, a test binary that crashes, or a
 //! guest that never reports its exit status makes the run fail.
 //!
-//! Usage: `berth-vm-tests [--features F[,F..]] [--test PATTERN].. [--timeout SECS] [-- TEST-ARGS..]`
-//! Defaults: `--features vm --test 'guest_*'`.
+//! Usage: `berth-vm-tests [--features F[,F..]] [--test PATTERN].. [--include FILE]..
+//!        [--timeout SECS] [-- TEST-ARGS..]`
+//! Defaults: `--features vm --test 'guest_*'`. Every workspace package that declares one of
+//! the features is built with it, and its test targets matching the patterns run in the VM.
+//! `--include FILE` puts a host binary (and its libraries) into the guest, e.g. /usr/bin/crun.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use berth_tests::{IN_VM_ENV, vm_run_script, workspace_root};
 struct Options {
     features: String,
     tests: Vec<String>,
+    includes: Vec<String>,
     timeout_secs: u64,
     test_args: Vec<String>,
 }
@@ -26,6 +30,7 @@ fn parse_args() -> Result<Options> {
     let mut opts = Options {
         features: "vm".into(),
         tests: Vec::new(),
+        includes: Vec::new(),
         timeout_secs: 1800,
         test_args: Vec::new(),
     };
@@ -35,6 +40,7 @@ fn parse_args() -> Result<Options> {
         match arg.as_str() {
             "--features" => opts.features = value("--features")?,
             "--test" => opts.tests.push(value("--test")?),
+            "--include" => opts.includes.push(value("--include")?),
             "--timeout" => {
                 let v = value("--timeout")?;
                 opts.timeout_secs = v
@@ -47,7 +53,7 @@ fn parse_args() -> Result<Options> {
             "-h" | "--help" => {
                 println!(
                     "usage: berth-vm-tests [--features F[,F..]] [--test PATTERN].. \
-                     [--timeout SECS] [-- TEST-ARGS..]"
+                     [--include FILE].. [--timeout SECS] [-- TEST-ARGS..]"
                 );
                 std::process::exit(0);
             }
@@ -66,19 +72,62 @@ struct GuestTest {
     executable: PathBuf,
 }
 
-/// Builds the selected test targets of berth-tests and returns their executables.
+/// The workspace packages that declare at least one of `features`, each with the
+/// `package/feature` spellings to enable.
+fn packages_with_features(cargo: &str, features: &str) -> Result<Vec<(String, Vec<String>)>> {
+    let out = Command::new(cargo)
+        .current_dir(workspace_root())
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {cargo} metadata"))?;
+    if !out.status.success() {
+        bail!("cargo metadata failed ({})", out.status);
+    }
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing cargo metadata's output")?;
+    let wanted: Vec<&str> = features
+        .split(',')
+        .map(str::trim)
+        .filter(|f| !f.is_empty())
+        .collect();
+    let mut found = Vec::new();
+    for pkg in meta["packages"].as_array().into_iter().flatten() {
+        let Some(name) = pkg["name"].as_str() else {
+            continue;
+        };
+        let declared: Vec<String> = wanted
+            .iter()
+            .filter(|f| pkg["features"].get(**f).is_some())
+            .map(|f| format!("{name}/{f}"))
+            .collect();
+        if !declared.is_empty() {
+            found.push((name.to_string(), declared));
+        }
+    }
+    if found.is_empty() {
+        bail!("no workspace package declares any of the features {features:?}");
+    }
+    Ok(found)
+}
+
+/// Builds the selected test targets of every package that declares the features and
+/// returns their executables.
 fn build_guest_tests(opts: &Options) -> Result<Vec<GuestTest>> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let packages = packages_with_features(&cargo, &opts.features)?;
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(workspace_root()).args([
         "test",
-        "-p",
-        "berth-tests",
         "--no-run",
         "--message-format=json-render-diagnostics",
-        "--features",
-        &opts.features,
     ]);
+    let mut enabled = Vec::new();
+    for (name, features) in &packages {
+        cmd.args(["-p", name]);
+        enabled.extend(features.iter().cloned());
+    }
+    cmd.args(["--features", &enabled.join(",")]);
     for t in &opts.tests {
         cmd.args(["--test", t]);
     }
@@ -199,6 +248,9 @@ fn run() -> Result<ExitCode> {
     let mut cmd = Command::new(vm_run_script());
     for share in shares(&tests) {
         cmd.arg("--share").arg(share);
+    }
+    for file in &opts.includes {
+        cmd.args(["--include", file]);
     }
     cmd.args(["--timeout", &opts.timeout_secs.to_string()])
         .args(["--console-log"])
