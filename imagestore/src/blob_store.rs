@@ -105,7 +105,12 @@ impl BlobStore {
     }
 
     /// Streams `reader` into blob `expected`; see [`BlobWriter`].
-    pub fn ingest(&self, expected: &Digest, size: Option<u64>, mut reader: impl Read) -> Result<PathBuf> {
+    pub fn ingest(
+        &self,
+        expected: &Digest,
+        size: Option<u64>,
+        mut reader: impl Read,
+    ) -> Result<PathBuf> {
         let mut writer = self.begin(expected, size)?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -118,6 +123,51 @@ impl BlobStore {
             writer.write(&buf[..n])?;
         }
         writer.commit()
+    }
+
+    /// Streams `reader` into the store under the digest it hashes to (for
+    /// content whose digest is not known in advance, e.g. files of a
+    /// `docker save` archive). Returns the digest and size. The caller
+    /// must still check the digest against whatever names the content.
+    pub fn ingest_unnamed(&self, mut reader: impl Read) -> Result<(Digest, u64)> {
+        let seq = INGEST_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .ingest
+            .join(format!("unnamed.{}.{seq}", std::process::id()));
+        let result = (|| {
+            let mut file = File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)
+                .map_err(|e| StoreError::io("create", &tmp, e))?;
+            let mut hasher = Hasher::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(StoreError::io("read source of", &tmp, e)),
+                };
+                hasher.update(&buf[..n]);
+                file.write_all(&buf[..n])
+                    .map_err(|e| StoreError::io("write", &tmp, e))?;
+            }
+            file.sync_all()
+                .map_err(|e| StoreError::io("fsync", &tmp, e))?;
+            let len = hasher.len();
+            let digest = hasher.finish();
+            let dest = self.path(&digest);
+            fs::rename(&tmp, &dest).map_err(|e| StoreError::io("rename into place", &dest, e))?;
+            File::open(&self.blobs)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| StoreError::io("fsync", &self.blobs, e))?;
+            Ok((digest, len))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result
     }
 
     /// Stores an in-memory blob (manifest, config) after verifying it.
@@ -143,7 +193,8 @@ impl BlobStore {
     /// Every blob present.
     pub fn list(&self) -> Result<Vec<Digest>> {
         let mut out = Vec::new();
-        let entries = fs::read_dir(&self.blobs).map_err(|e| StoreError::io("read", &self.blobs, e))?;
+        let entries =
+            fs::read_dir(&self.blobs).map_err(|e| StoreError::io("read", &self.blobs, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| StoreError::io("read", &self.blobs, e))?;
             match entry.file_name().to_str().map(Digest::from_hex) {
@@ -159,7 +210,10 @@ impl BlobStore {
         let entries =
             fs::read_dir(&self.ingest).map_err(|e| StoreError::io("read", &self.ingest, e))?;
         entries
-            .map(|e| e.map(|e| e.path()).map_err(|e| StoreError::io("read", &self.ingest, e)))
+            .map(|e| {
+                e.map(|e| e.path())
+                    .map_err(|e| StoreError::io("read", &self.ingest, e))
+            })
             .collect()
     }
 }
@@ -208,6 +262,19 @@ impl BlobWriter {
                 .write_all(data)
                 .map_err(|e| StoreError::io("write", &self.tmp, e)),
             None => Err(StoreError::Task("write after commit".to_owned())),
+        }
+    }
+
+    /// Discards everything written so far (a download restarting at 0).
+    pub fn reset(&mut self) -> Result<()> {
+        use std::io::Seek;
+        self.hasher = Hasher::new();
+        match self.file.as_mut() {
+            Some(file) => file
+                .set_len(0)
+                .and_then(|()| file.rewind())
+                .map_err(|e| StoreError::io("truncate", &self.tmp, e)),
+            None => Err(StoreError::Task("reset after commit".to_owned())),
         }
     }
 

@@ -24,7 +24,8 @@ impl Compression {
     pub fn from_media_type(media_type: &str, digest: &Digest) -> Result<Compression> {
         match media_type {
             "application/vnd.oci.image.layer.v1.tar"
-            | "application/vnd.oci.image.layer.nondistributable.v1.tar" => Ok(Compression::None),
+            | "application/vnd.oci.image.layer.nondistributable.v1.tar"
+            | crate::docker_archive::DOCKER_LAYER_TAR => Ok(Compression::None),
             "application/vnd.oci.image.layer.v1.tar+gzip"
             | "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
             | "application/vnd.docker.image.rootfs.diff.tar.gzip"

@@ -35,7 +35,10 @@ impl Digest {
         if hex.len() != 64 {
             return Err(invalid("sha256 hex must be 64 characters"));
         }
-        if !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        if !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(invalid("not lowercase hex"));
         }
         Ok(Digest {

@@ -88,7 +88,9 @@ pub enum StoreError {
         reason: String,
     },
     /// An index has no manifest for the requested platform.
-    #[error("{reference}: no manifest for platform {platform} in index {digest} (has: {available})")]
+    #[error(
+        "{reference}: no manifest for platform {platform} in index {digest} (has: {available})"
+    )]
     NoMatchingPlatform {
         /// The image reference.
         reference: String,
@@ -129,7 +131,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The uncompressed layer did not hash to the diff ID in the config.
-    #[error("layer {digest}: uncompressed content hashes to {actual}, config says diff ID {expected}")]
+    #[error(
+        "layer {digest}: uncompressed content hashes to {actual}, config says diff ID {expected}"
+    )]
     DiffIdMismatch {
         /// The layer blob.
         digest: Digest,
@@ -166,13 +170,6 @@ pub enum StoreError {
         /// What went wrong.
         message: String,
     },
-    /// Plain HTTP was needed but the registry is neither loopback nor
-    /// configured insecure.
-    #[error("registry {registry} is not loopback and not configured insecure: refusing plain HTTP")]
-    InsecureRefused {
-        /// The registry host.
-        registry: String,
-    },
     /// An OCI image layout is malformed or lacks the tag.
     #[error("OCI layout {}: {reason}", path.display())]
     Layout {
@@ -180,6 +177,20 @@ pub enum StoreError {
         path: PathBuf,
         /// What is wrong.
         reason: String,
+    },
+    /// A configuration file (auth file, registries.conf) is malformed.
+    #[error("config file {}: {reason}", path.display())]
+    Config {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Every endpoint of a registry is blocked in registries.conf.
+    #[error("{reference}: registry blocked by registries.conf")]
+    Blocked {
+        /// The image reference.
+        reference: String,
     },
     /// Mounting or unmounting a container rootfs failed.
     #[error("{op} rootfs of container {container}: {source}")]

@@ -54,7 +54,7 @@ use nix::sys::stat::{
 use nix::sys::time::TimeSpec;
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchown, fchownat, linkat, symlinkat, unlinkat};
 use tar::EntryType;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::compression::Compression;
 use crate::digest::{Digest, HashingReader};
@@ -134,6 +134,10 @@ struct EntryMeta {
     gid: u64,
     mtime: i64,
     xattrs: Vec<(String, Vec<u8>)>,
+    /// PAX `path`, overriding the header's.
+    pax_path: Option<Vec<u8>>,
+    /// PAX `linkpath`, overriding the header's.
+    pax_link: Option<Vec<u8>>,
 }
 
 /// A directory whose mode and mtime are applied at the end.
@@ -144,7 +148,6 @@ struct DeferredDir {
 }
 
 struct Unpacker<'a> {
-    dest: PathBuf,
     root: OwnedFd,
     layer: &'a Digest,
     is_root: bool,
@@ -203,7 +206,6 @@ impl<'a> Unpacker<'a> {
         )
         .map_err(|e| StoreError::errno("open layer directory", dest, e))?;
         Ok(Unpacker {
-            dest: dest.to_path_buf(),
             root,
             layer,
             is_root: nix::unistd::geteuid().is_root(),
@@ -295,7 +297,9 @@ impl<'a> Unpacker<'a> {
             self.parent_cache = Some((rel, fd));
         }
         match &self.parent_cache {
-            Some((_, fd)) => fd.try_clone().map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF))),
+            Some((_, fd)) => fd
+                .try_clone()
+                .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF))),
             None => Err(Errno::ENOENT),
         }
     }
@@ -307,7 +311,11 @@ impl<'a> Unpacker<'a> {
             let fd = match self.open_in_root(&rel, OFlag::O_PATH | OFlag::O_DIRECTORY) {
                 Ok(fd) => fd,
                 Err(Errno::ENOENT) => {
-                    match mkdirat(parent.as_fd(), os(components[i]), Mode::from_bits_truncate(0o755)) {
+                    match mkdirat(
+                        parent.as_fd(),
+                        os(components[i]),
+                        Mode::from_bits_truncate(0o755),
+                    ) {
                         Ok(()) | Err(Errno::EEXIST) => {}
                         Err(e) => return Err(e),
                     }
@@ -323,7 +331,12 @@ impl<'a> Unpacker<'a> {
     /// Removes whatever `name` in `parent` is (a directory tree too),
     /// unless `keep_dir` and it is a directory. Returns whether a
     /// directory was kept.
-    fn remove_existing(&mut self, parent_rel: &[u8], name: &[u8], keep_dir: bool) -> nix::Result<bool> {
+    fn remove_existing(
+        &mut self,
+        parent_rel: &[u8],
+        name: &[u8],
+        keep_dir: bool,
+    ) -> nix::Result<bool> {
         let parent = self.open_in_root(parent_rel, OFlag::O_PATH | OFlag::O_DIRECTORY)?;
         let stat = match fstatat(parent.as_fd(), os(name), AtFlags::AT_SYMLINK_NOFOLLOW) {
             Ok(stat) => stat,
@@ -337,7 +350,8 @@ impl<'a> Unpacker<'a> {
         self.parent_cache = None;
         if is_dir {
             // std's remove_dir_all never follows symlinks inside the tree.
-            let path = PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd())).join(os(name));
+            let path =
+                PathBuf::from(format!("/proc/self/fd/{}", parent.as_raw_fd())).join(os(name));
             std::fs::remove_dir_all(&path)
                 .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
         } else {
@@ -346,22 +360,30 @@ impl<'a> Unpacker<'a> {
         Ok(false)
     }
 
-    fn entry_meta<R: Read>(&self, entry: &tar::Entry<'_, R>, pax: Option<&[u8]>, raw_path: &[u8]) -> Result<(EntryMeta, Option<Vec<u8>>, Option<Vec<u8>>)> {
+    fn entry_meta<R: Read>(
+        &self,
+        entry: &tar::Entry<'_, R>,
+        pax: Option<&[u8]>,
+        raw_path: &[u8],
+    ) -> Result<EntryMeta> {
         let header = entry.header();
-        let bad = |what: &str, e: io::Error| self.refuse(raw_path, format!("bad {what} in header: {e}"));
+        let bad =
+            |what: &str, e: io::Error| self.refuse(raw_path, format!("bad {what} in header: {e}"));
         let mut meta = EntryMeta {
             mode: header.mode().map_err(|e| bad("mode", e))? & 0o7777,
             uid: header.uid().map_err(|e| bad("uid", e))?,
             gid: header.gid().map_err(|e| bad("gid", e))?,
             mtime: header.mtime().map_err(|e| bad("mtime", e))? as i64,
             xattrs: Vec::new(),
+            pax_path: None,
+            pax_link: None,
         };
-        let mut path = None;
-        let mut link = None;
         if let Some(pax) = pax {
             for ext in tar::PaxExtensions::new(pax) {
                 let ext = ext.map_err(|e| bad("PAX record", e))?;
-                let key = ext.key().map_err(|_| self.refuse(raw_path, "non-UTF-8 PAX key"))?;
+                let key = ext
+                    .key()
+                    .map_err(|_| self.refuse(raw_path, "non-UTF-8 PAX key"))?;
                 let value = ext.value_bytes();
                 let number = || {
                     std::str::from_utf8(value)
@@ -371,8 +393,8 @@ impl<'a> Unpacker<'a> {
                         .ok_or_else(|| self.refuse(raw_path, format!("bad PAX {key}")))
                 };
                 match key {
-                    "path" => path = Some(value.to_vec()),
-                    "linkpath" => link = Some(value.to_vec()),
+                    "path" => meta.pax_path = Some(value.to_vec()),
+                    "linkpath" => meta.pax_link = Some(value.to_vec()),
                     "uid" => meta.uid = number()? as u64,
                     "gid" => meta.gid = number()? as u64,
                     "mtime" => meta.mtime = number()?,
@@ -388,17 +410,21 @@ impl<'a> Unpacker<'a> {
                 }
             }
         }
-        Ok((meta, path, link))
+        Ok(meta)
     }
 
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, pending: Pending) -> Result<()> {
         let header_path = entry.path_bytes().into_owned();
         let header_link = entry.link_name_bytes().map(|l| l.into_owned());
-        let (meta, pax_path, pax_link) = self.entry_meta(entry, pending.pax.as_deref(), &header_path)?;
-        let raw_path = pax_path
+        let mut meta = self.entry_meta(entry, pending.pax.as_deref(), &header_path)?;
+        let raw_path = meta
+            .pax_path
+            .take()
             .or(pending.long_name.map(trim_nuls))
             .unwrap_or(header_path);
-        let raw_link = pax_link
+        let raw_link = meta
+            .pax_link
+            .take()
             .or(pending.long_link.map(trim_nuls))
             .or(header_link);
         let components = clean_path(&raw_path).map_err(|r| self.refuse(&raw_path, r))?;
@@ -415,32 +441,48 @@ impl<'a> Unpacker<'a> {
             WhiteoutKind::OtherMeta => return Ok(()),
             WhiteoutKind::Opaque => {
                 if !self.is_root {
-                    return Err(self.refuse(&raw_path, "opaque directories (trusted.overlay.opaque) need root"));
+                    return Err(self.refuse(
+                        &raw_path,
+                        "opaque directories (trusted.overlay.opaque) need root",
+                    ));
                 }
-                self.dir_fd(parents).map_err(|e| self.io_err(&raw_path, e))?;
+                self.dir_fd(parents)
+                    .map_err(|e| self.io_err(&raw_path, e))?;
                 let dir = self
-                    .open_in_root(&parent_rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW)
+                    .open_in_root(
+                        &parent_rel,
+                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+                    )
                     .map_err(|e| self.io_err(&raw_path, e))?;
                 whiteouts::set_opaque(&dir).map_err(|e| self.io_err(&raw_path, e))?;
                 return Ok(());
             }
             WhiteoutKind::Remove(target) => {
                 if !self.is_root {
-                    return Err(self.refuse(&raw_path, "overlayfs whiteouts (char device 0:0) need root"));
+                    return Err(
+                        self.refuse(&raw_path, "overlayfs whiteouts (char device 0:0) need root")
+                    );
                 }
-                if target.is_empty() {
-                    return Err(self.refuse(&raw_path, "whiteout with an empty name"));
+                // `.wh..` / `.wh...` would name the directory itself or its
+                // parent (outside the layer, at the root).
+                if target.is_empty() || target == b"." || target == b".." {
+                    return Err(self.refuse(&raw_path, "whiteout of an empty, `.` or `..` name"));
                 }
-                self.dir_fd(parents).map_err(|e| self.io_err(&raw_path, e))?;
+                self.dir_fd(parents)
+                    .map_err(|e| self.io_err(&raw_path, e))?;
                 self.remove_existing(&parent_rel, target, false)
                     .map_err(|e| self.io_err(&raw_path, e))?;
-                let parent = self.dir_fd(parents).map_err(|e| self.io_err(&raw_path, e))?;
-                whiteouts::make_whiteout(parent.as_fd(), target).map_err(|e| self.io_err(&raw_path, e))?;
+                let parent = self
+                    .dir_fd(parents)
+                    .map_err(|e| self.io_err(&raw_path, e))?;
+                whiteouts::make_whiteout(parent.as_fd(), target)
+                    .map_err(|e| self.io_err(&raw_path, e))?;
                 return Ok(());
             }
         }
 
-        self.dir_fd(parents).map_err(|e| self.io_err(&raw_path, e))?;
+        self.dir_fd(parents)
+            .map_err(|e| self.io_err(&raw_path, e))?;
         let is_dir = kind == EntryType::Directory;
         let kept_dir = self
             .remove_existing(&parent_rel, name, is_dir)
@@ -449,11 +491,17 @@ impl<'a> Unpacker<'a> {
 
         match kind {
             EntryType::Regular | EntryType::Continuous => {
-                let parent = self.dir_fd(parents).map_err(|e| self.io_err(&raw_path, e))?;
+                let parent = self
+                    .dir_fd(parents)
+                    .map_err(|e| self.io_err(&raw_path, e))?;
                 let fd = openat(
                     &parent,
                     os(name),
-                    OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    OFlag::O_CREAT
+                        | OFlag::O_EXCL
+                        | OFlag::O_WRONLY
+                        | OFlag::O_NOFOLLOW
+                        | OFlag::O_CLOEXEC,
                     Mode::from_bits_truncate(0o600),
                 )
                 .map_err(|e| self.io_err(&raw_path, e))?;
@@ -466,16 +514,25 @@ impl<'a> Unpacker<'a> {
             }
             EntryType::Directory => {
                 if !kept_dir {
-                    let parent = self.dir_fd(parents).map_err(|e| self.io_err(&raw_path, e))?;
+                    let parent = self
+                        .dir_fd(parents)
+                        .map_err(|e| self.io_err(&raw_path, e))?;
                     mkdirat(&parent, os(name), Mode::from_bits_truncate(0o700))
                         .map_err(|e| self.io_err(&raw_path, e))?;
                 }
                 let dir = self
-                    .open_in_root(&rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW)
+                    .open_in_root(
+                        &rel,
+                        OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+                    )
                     .map_err(|e| self.io_err(&raw_path, e))?;
                 if is_root {
-                    fchown(&dir, Some(Uid::from_raw(meta.uid as u32)), Some(Gid::from_raw(meta.gid as u32)))
-                        .map_err(|e| self.io_err(&raw_path, e))?;
+                    fchown(
+                        &dir,
+                        Some(Uid::from_raw(meta.uid as u32)),
+                        Some(Gid::from_raw(meta.gid as u32)),
+                    )
+                    .map_err(|e| self.io_err(&raw_path, e))?;
                 }
                 self.set_xattrs_fd(dir.as_fd(), &meta, &raw_path)?;
                 self.dirs.push(DeferredDir {
@@ -485,27 +542,65 @@ impl<'a> Unpacker<'a> {
                 });
             }
             EntryType::Symlink => {
-                let target = raw_link.ok_or_else(|| self.refuse(&raw_path, "symlink without a target"))?;
+                let target =
+                    raw_link.ok_or_else(|| self.refuse(&raw_path, "symlink without a target"))?;
                 if target.is_empty() || target.contains(&0) {
                     return Err(self.refuse(&raw_path, "empty or NUL-containing symlink target"));
                 }
-                let parent = self.dir_fd(parents).map_err(|e| self.io_err(&raw_path, e))?;
+                let parent = self
+                    .dir_fd(parents)
+                    .map_err(|e| self.io_err(&raw_path, e))?;
                 symlinkat(os(&target), &parent, os(name)).map_err(|e| self.io_err(&raw_path, e))?;
                 self.finish_at(parents, name, &meta, &raw_path, true)?;
             }
             EntryType::Link => {
-                let target = raw_link.ok_or_else(|| self.refuse(&raw_path, "hardlink without a target"))?;
-                let target_components = clean_path(&target)
-                    .map_err(|r| self.refuse(&raw_path, format!("hardlink target {:?}: {r}", String::from_utf8_lossy(&target))))?;
+                let target =
+                    raw_link.ok_or_else(|| self.refuse(&raw_path, "hardlink without a target"))?;
+                let target_components = clean_path(&target).map_err(|r| {
+                    self.refuse(
+                        &raw_path,
+                        format!(
+                            "hardlink target {:?}: {r}",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    )
+                })?;
                 let Some((&target_name, target_parents)) = target_components.split_last() else {
                     return Err(self.refuse(&raw_path, "hardlink to the layer root"));
                 };
                 let target_parent = self
-                    .open_in_root(&target_parents.join(&b'/'), OFlag::O_PATH | OFlag::O_DIRECTORY)
-                    .map_err(|e| self.refuse(&raw_path, format!("hardlink target {:?} not in this layer: {e}", String::from_utf8_lossy(&target))))?;
-                let parent = self.dir_fd(parents).map_err(|e| self.io_err(&raw_path, e))?;
-                linkat(&target_parent, os(target_name), &parent, os(name), AtFlags::empty())
-                    .map_err(|e| self.refuse(&raw_path, format!("hardlink target {:?} not in this layer: {e}", String::from_utf8_lossy(&target))))?;
+                    .open_in_root(
+                        &target_parents.join(&b'/'),
+                        OFlag::O_PATH | OFlag::O_DIRECTORY,
+                    )
+                    .map_err(|e| {
+                        self.refuse(
+                            &raw_path,
+                            format!(
+                                "hardlink target {:?} not in this layer: {e}",
+                                String::from_utf8_lossy(&target)
+                            ),
+                        )
+                    })?;
+                let parent = self
+                    .dir_fd(parents)
+                    .map_err(|e| self.io_err(&raw_path, e))?;
+                linkat(
+                    &target_parent,
+                    os(target_name),
+                    &parent,
+                    os(name),
+                    AtFlags::empty(),
+                )
+                .map_err(|e| {
+                    self.refuse(
+                        &raw_path,
+                        format!(
+                            "hardlink target {:?} not in this layer: {e}",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    )
+                })?;
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let sflag = match kind {
@@ -514,14 +609,27 @@ impl<'a> Unpacker<'a> {
                     _ => SFlag::S_IFIFO,
                 };
                 if sflag != SFlag::S_IFIFO && !is_root {
-                    return Err(self.refuse(&raw_path, "device node in layer, and not running as root"));
+                    return Err(
+                        self.refuse(&raw_path, "device node in layer, and not running as root")
+                    );
                 }
                 let header = entry.header();
                 let major = header.device_major().ok().flatten().unwrap_or(0);
                 let minor = header.device_minor().ok().flatten().unwrap_or(0);
-                let parent = self.dir_fd(parents).map_err(|e| self.io_err(&raw_path, e))?;
-                mknodat(&parent, os(name), sflag, Mode::from_bits_truncate(0o600), libc::makedev(major, minor))
+                if sflag != SFlag::S_IFIFO {
+                    info!(layer = %self.layer, entry = %String::from_utf8_lossy(&raw_path), major, minor, kind = ?kind, "creating device node from layer");
+                }
+                let parent = self
+                    .dir_fd(parents)
                     .map_err(|e| self.io_err(&raw_path, e))?;
+                mknodat(
+                    &parent,
+                    os(name),
+                    sflag,
+                    Mode::from_bits_truncate(0o600),
+                    libc::makedev(major, minor),
+                )
+                .map_err(|e| self.io_err(&raw_path, e))?;
                 self.finish_at(parents, name, &meta, &raw_path, false)?;
             }
             other => {
@@ -534,8 +642,12 @@ impl<'a> Unpacker<'a> {
     /// Owner, mode, xattrs, mtime of a regular file open as `fd`.
     fn finish_fd(&self, fd: BorrowedFd<'_>, meta: &EntryMeta, raw_path: &[u8]) -> Result<()> {
         if self.is_root {
-            fchown(fd, Some(Uid::from_raw(meta.uid as u32)), Some(Gid::from_raw(meta.gid as u32)))
-                .map_err(|e| self.io_err(raw_path, e))?;
+            fchown(
+                fd,
+                Some(Uid::from_raw(meta.uid as u32)),
+                Some(Gid::from_raw(meta.gid as u32)),
+            )
+            .map_err(|e| self.io_err(raw_path, e))?;
         }
         // After chown, which clears setuid/setgid.
         fchmod(fd, Mode::from_bits_truncate(meta.mode)).map_err(|e| self.io_err(raw_path, e))?;
@@ -545,19 +657,37 @@ impl<'a> Unpacker<'a> {
     }
 
     /// Owner, mode (unless a symlink), xattrs, mtime of `parents/name`.
-    fn finish_at(&mut self, parents: &[&[u8]], name: &[u8], meta: &EntryMeta, raw_path: &[u8], symlink: bool) -> Result<()> {
+    fn finish_at(
+        &mut self,
+        parents: &[&[u8]],
+        name: &[u8],
+        meta: &EntryMeta,
+        raw_path: &[u8],
+        symlink: bool,
+    ) -> Result<()> {
         let is_root = self.is_root;
         let parent = self.dir_fd(parents).map_err(|e| self.io_err(raw_path, e))?;
         let parent_raw = parent.as_raw_fd();
         if is_root {
-            fchownat(&parent, os(name), Some(Uid::from_raw(meta.uid as u32)), Some(Gid::from_raw(meta.gid as u32)), AtFlags::AT_SYMLINK_NOFOLLOW)
-                .map_err(|e| self.io_err(raw_path, e))?;
+            fchownat(
+                &parent,
+                os(name),
+                Some(Uid::from_raw(meta.uid as u32)),
+                Some(Gid::from_raw(meta.gid as u32)),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| self.io_err(raw_path, e))?;
         }
         if !symlink {
             let parent = self.dir_fd(parents).map_err(|e| self.io_err(raw_path, e))?;
             // Not a symlink (just created by mknodat), so following is moot.
-            nix::sys::stat::fchmodat(&parent, os(name), Mode::from_bits_truncate(meta.mode), FchmodatFlags::FollowSymlink)
-                .map_err(|e| self.io_err(raw_path, e))?;
+            nix::sys::stat::fchmodat(
+                &parent,
+                os(name),
+                Mode::from_bits_truncate(meta.mode),
+                FchmodatFlags::FollowSymlink,
+            )
+            .map_err(|e| self.io_err(raw_path, e))?;
         }
         if !meta.xattrs.is_empty() {
             let path = PathBuf::from(format!("/proc/self/fd/{parent_raw}")).join(os(name));
@@ -589,17 +719,20 @@ impl<'a> Unpacker<'a> {
         self.parent_cache = None;
         let dirs = std::mem::take(&mut self.dirs);
         for dir in dirs.iter().rev() {
-            let fd = match self.open_in_root(&dir.rel, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW) {
+            let fd = match self.open_in_root(
+                &dir.rel,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW,
+            ) {
                 Ok(fd) => fd,
                 // Replaced by a later entry (a file, a symlink): nothing to do.
                 Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) => continue,
                 Err(e) => return Err(self.io_err(&dir.rel, e)),
             };
-            fchmod(&fd, Mode::from_bits_truncate(dir.mode)).map_err(|e| self.io_err(&dir.rel, e))?;
+            fchmod(&fd, Mode::from_bits_truncate(dir.mode))
+                .map_err(|e| self.io_err(&dir.rel, e))?;
             let t = TimeSpec::new(dir.mtime, 0);
             futimens(&fd, &t, &t).map_err(|e| self.io_err(&dir.rel, e))?;
         }
-        let _ = &self.dest;
         Ok(())
     }
 }
@@ -624,7 +757,10 @@ mod tests {
 
     #[test]
     fn clean_path_strips_and_refuses() {
-        assert_eq!(clean_path(b"/etc//passwd").expect("ok"), vec![&b"etc"[..], b"passwd"]);
+        assert_eq!(
+            clean_path(b"/etc//passwd").expect("ok"),
+            vec![&b"etc"[..], b"passwd"]
+        );
         assert_eq!(clean_path(b"./a/./b/").expect("ok"), vec![&b"a"[..], b"b"]);
         assert!(clean_path(b"a/../../b").is_err());
         assert!(clean_path(b"../escape").is_err());

@@ -18,8 +18,12 @@ pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.
 /// Docker schema2 manifest list.
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 /// Every manifest/index type we accept (the registry `Accept` header).
-pub const ACCEPTED_MANIFEST_TYPES: &[&str] =
-    &[OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
+pub const ACCEPTED_MANIFEST_TYPES: &[&str] = &[
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
 
 /// A content descriptor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,7 +123,11 @@ pub fn parse_manifest(bytes: &[u8], media_type: &str, digest: &Digest) -> Result
         OCI_INDEX | DOCKER_MANIFEST_LIST => true,
         OCI_MANIFEST | DOCKER_MANIFEST => false,
         "" => value.get("manifests").is_some(),
-        other => return Err(bad(format!("unsupported media type {other:?} (schema1 and artifacts are not images)"))),
+        other => {
+            return Err(bad(format!(
+                "unsupported media type {other:?} (schema1 and artifacts are not images)"
+            )));
+        }
     };
     if value.get("schemaVersion").and_then(|v| v.as_u64()) != Some(2) {
         return Err(bad("schemaVersion is not 2".to_owned()));
@@ -137,11 +145,12 @@ pub fn parse_manifest(bytes: &[u8], media_type: &str, digest: &Digest) -> Result
 
 /// Parses an image config and checks it has one diff ID per layer.
 pub fn parse_config(bytes: &[u8], digest: &Digest, layers: usize) -> Result<ImageConfig> {
-    let config: ImageConfig = serde_json::from_slice(bytes).map_err(|e| StoreError::BadManifest {
-        what: "config",
-        digest: digest.clone(),
-        reason: e.to_string(),
-    })?;
+    let config: ImageConfig =
+        serde_json::from_slice(bytes).map_err(|e| StoreError::BadManifest {
+            what: "config",
+            digest: digest.clone(),
+            reason: e.to_string(),
+        })?;
     if config.rootfs.diff_ids.len() != layers {
         return Err(StoreError::BadManifest {
             what: "config",
@@ -173,7 +182,11 @@ pub fn select_platform<'a>(
             available: index
                 .manifests
                 .iter()
-                .map(|d| d.platform.as_ref().map_or("?".to_owned(), |p| p.to_string()))
+                .map(|d| {
+                    d.platform
+                        .as_ref()
+                        .map_or("?".to_owned(), |p| p.to_string())
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
         })

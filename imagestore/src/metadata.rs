@@ -103,7 +103,11 @@ pub struct Metadata {
     path: PathBuf,
 }
 
-fn set_ref(table: &mut redb::Table<'_, &str, u64>, key: &str, delta: i64) -> Result<(), redb::Error> {
+fn set_ref(
+    table: &mut redb::Table<'_, &str, u64>,
+    key: &str,
+    delta: i64,
+) -> Result<(), redb::Error> {
     let current = table.get(key)?.map(|v| v.value()).unwrap_or(0);
     let next = (current as i64 + delta).max(0) as u64;
     if next == 0 {
@@ -144,8 +148,14 @@ impl Metadata {
         }
     }
 
-    fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>) -> Result<T> {
-        let txn = self.db.begin_write().map_err(|e| Self::err_at(&self.path, e))?;
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>,
+    ) -> Result<T> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| Self::err_at(&self.path, e))?;
         let out = f(&txn).map_err(|e| Self::err_at(&self.path, e))?;
         txn.commit().map_err(|e| Self::err_at(&self.path, e))?;
         Ok(out)
@@ -169,7 +179,9 @@ impl Metadata {
         let encoded = Self::encode(image);
         let old_bytes = self.write(|txn| {
             let mut images = txn.open_table(IMAGES)?;
-            let old = images.insert(image.name.as_str(), encoded.as_slice())?.map(|v| v.value().to_vec());
+            let old = images
+                .insert(image.name.as_str(), encoded.as_slice())?
+                .map(|v| v.value().to_vec());
             drop(images);
             let mut blobs = txn.open_table(BLOB_REFS)?;
             let mut layers = txn.open_table(LAYER_REFS)?;
@@ -201,15 +213,25 @@ impl Metadata {
     }
 
     fn read_one(&self, table: TableDefinition<&str, &[u8]>, key: &str) -> Result<Option<Vec<u8>>> {
-        let txn = self.db.begin_read().map_err(|e| Self::err_at(&self.path, e))?;
-        let table = txn.open_table(table).map_err(|e| Self::err_at(&self.path, e))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| Self::err_at(&self.path, e))?;
+        let table = txn
+            .open_table(table)
+            .map_err(|e| Self::err_at(&self.path, e))?;
         let value = table.get(key).map_err(|e| Self::err_at(&self.path, e))?;
         Ok(value.map(|v| v.value().to_vec()))
     }
 
     fn read_all(&self, table: TableDefinition<&str, &[u8]>) -> Result<Vec<Vec<u8>>> {
-        let txn = self.db.begin_read().map_err(|e| Self::err_at(&self.path, e))?;
-        let table = txn.open_table(table).map_err(|e| Self::err_at(&self.path, e))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| Self::err_at(&self.path, e))?;
+        let table = txn
+            .open_table(table)
+            .map_err(|e| Self::err_at(&self.path, e))?;
         let mut out = Vec::new();
         for row in table.iter().map_err(|e| Self::err_at(&self.path, e))? {
             let (_, v) = row.map_err(|e| Self::err_at(&self.path, e))?;
@@ -220,7 +242,10 @@ impl Metadata {
 
     /// Every image, by name.
     pub fn list_images(&self) -> Result<Vec<ImageRecord>> {
-        self.read_all(IMAGES)?.iter().map(|b| self.decode(b)).collect()
+        self.read_all(IMAGES)?
+            .iter()
+            .map(|b| self.decode(b))
+            .collect()
     }
 
     /// Removes image `name`, releasing its blobs and layers.
@@ -277,7 +302,10 @@ impl Metadata {
 
     /// Every container.
     pub fn list_containers(&self) -> Result<Vec<ContainerRecord>> {
-        self.read_all(CONTAINERS)?.iter().map(|b| self.decode(b)).collect()
+        self.read_all(CONTAINERS)?
+            .iter()
+            .map(|b| self.decode(b))
+            .collect()
     }
 
     /// Removes container `id`, releasing its layers.
@@ -286,7 +314,10 @@ impl Metadata {
             let mut containers = txn.open_table(CONTAINERS)?;
             let old = containers.remove(id)?.map(|v| v.value().to_vec());
             drop(containers);
-            if let Some(Ok(old)) = old.as_deref().map(serde_json::from_slice::<ContainerRecord>) {
+            if let Some(Ok(old)) = old
+                .as_deref()
+                .map(serde_json::from_slice::<ContainerRecord>)
+            {
                 let mut layers = txn.open_table(LAYER_REFS)?;
                 for c in dedup(old.chain_ids) {
                     set_ref(&mut layers, c.hex(), -1)?;
@@ -298,8 +329,13 @@ impl Metadata {
     }
 
     fn refs(&self, table: TableDefinition<&str, u64>) -> Result<HashMap<Digest, u64>> {
-        let txn = self.db.begin_read().map_err(|e| Self::err_at(&self.path, e))?;
-        let table = txn.open_table(table).map_err(|e| Self::err_at(&self.path, e))?;
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(|e| Self::err_at(&self.path, e))?;
+        let table = txn
+            .open_table(table)
+            .map_err(|e| Self::err_at(&self.path, e))?;
         let mut out = HashMap::new();
         for row in table.iter().map_err(|e| Self::err_at(&self.path, e))? {
             let (k, v) = row.map_err(|e| Self::err_at(&self.path, e))?;

@@ -39,7 +39,10 @@ impl ImageRef {
             return Err(invalid("empty or too long"));
         }
         let (rest, digest) = match s.split_once('@') {
-            Some((rest, d)) => (rest, Some(d.parse::<Digest>().map_err(|e| invalid(&e.to_string()))?)),
+            Some((rest, d)) => (
+                rest,
+                Some(d.parse::<Digest>().map_err(|e| invalid(&e.to_string()))?),
+            ),
             None => (s, None),
         };
         // A tag is after the last ':' that follows the last '/'.
@@ -51,7 +54,9 @@ impl ImageRef {
         if let Some(tag) = tag {
             let ok = !tag.is_empty()
                 && tag.len() <= 128
-                && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
                 && !tag.starts_with(['.', '-']);
             if !ok {
                 return Err(invalid("invalid tag"));
@@ -78,11 +83,15 @@ impl ImageRef {
         if repository.is_empty()
             || !repository.split('/').all(|c| {
                 !c.is_empty()
-                    && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+                    && c.chars().all(|ch| {
+                        ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch)
+                    })
                     && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
             })
         {
-            return Err(invalid("repository must be lowercase [a-z0-9._-] components"));
+            return Err(invalid(
+                "repository must be lowercase [a-z0-9._-] components",
+            ));
         }
         let tag = match (tag, &digest) {
             (Some(t), _) => Some(t.to_owned()),
@@ -95,6 +104,15 @@ impl ImageRef {
             tag,
             digest,
         })
+    }
+
+    /// Whether user input names its registry (`host.tld/…`, `host:port/…`,
+    /// `localhost/…`) rather than being a short name to search for.
+    pub fn is_qualified(input: &str) -> bool {
+        match input.split_once('/') {
+            Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+            None => false,
+        }
     }
 
     /// `registry/repository` without tag or digest.
@@ -156,18 +174,35 @@ mod tests {
         assert_eq!(norm("busybox"), "docker.io/library/busybox:latest");
         assert_eq!(norm("busybox:1.36"), "docker.io/library/busybox:1.36");
         assert_eq!(norm("user/app"), "docker.io/user/app:latest");
-        assert_eq!(norm("index.docker.io/library/x"), "docker.io/library/x:latest");
+        assert_eq!(
+            norm("index.docker.io/library/x"),
+            "docker.io/library/x:latest"
+        );
         assert_eq!(norm("localhost/x"), "localhost/x:latest");
         assert_eq!(norm("127.0.0.1:5000/a/b:v1"), "127.0.0.1:5000/a/b:v1");
-        assert_eq!(norm("registry.k8s.io/pause:3.9"), "registry.k8s.io/pause:3.9");
+        assert_eq!(
+            norm("registry.k8s.io/pause:3.9"),
+            "registry.k8s.io/pause:3.9"
+        );
         let d = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-        assert_eq!(norm(&format!("busybox@{d}")), format!("docker.io/library/busybox@{d}"));
+        assert_eq!(
+            norm(&format!("busybox@{d}")),
+            format!("docker.io/library/busybox@{d}")
+        );
         assert_eq!(norm(&format!("h:1/b:t@{d}")), format!("h:1/b:t@{d}"));
     }
 
     #[test]
     fn rejects_bad_references() {
-        for bad in ["", "UPPER", "a:", "a@sha256:zz", "a//b", "x:bad tag", "a/:t"] {
+        for bad in [
+            "",
+            "UPPER",
+            "a:",
+            "a@sha256:zz",
+            "a//b",
+            "x:bad tag",
+            "a/:t",
+        ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad}");
         }
     }

@@ -3,7 +3,10 @@
 //! - [`RootfsMode::Overlay`]: an overlayfs mount at
 //!   `containers/<id>/merged` with the image's layer directories as
 //!   `lowerdir` (topmost first) and the container's own `upper/` and
-//!   `work/`. Nothing is copied; layers stay shared.
+//!   `work/`. Nothing is copied; layers stay shared. `mount(2)` when the
+//!   options fit its one-page limit, else the new mount API with one
+//!   `lowerdir+` per layer ([`crate::mount_api`]), so images with more
+//!   layers than fit a page still mount.
 //! - [`RootfsMode::Copy`]: a plain copy at `containers/<id>/rootfs`,
 //!   applying the layers base first and interpreting their overlayfs
 //!   whiteouts and opaque directories, for hosts without overlayfs. It is
@@ -24,6 +27,7 @@ use tracing::info;
 
 use crate::error::{Result, StoreError};
 use crate::metadata::ContainerRecord;
+use crate::mount_api;
 use crate::store::ImageStore;
 use crate::whiteouts;
 
@@ -59,7 +63,9 @@ pub struct Rootfs {
 fn valid_container_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
         && id.starts_with(|c: char| c.is_ascii_alphanumeric())
 }
 
@@ -69,13 +75,21 @@ impl ImageStore {
     }
 
     /// Assembles the rootfs of container `container_id` from image `image`.
-    pub fn prepare_rootfs(&self, image: &str, container_id: &str, mode: RootfsMode) -> Result<Rootfs> {
+    pub fn prepare_rootfs(
+        &self,
+        image: &str,
+        container_id: &str,
+        mode: RootfsMode,
+    ) -> Result<Rootfs> {
         if !valid_container_id(container_id) {
             return Err(StoreError::Container {
                 container: container_id.to_owned(),
-                reason: "IDs are 1-128 characters of [A-Za-z0-9_.-], starting alphanumeric".to_owned(),
+                reason: "IDs are 1-128 characters of [A-Za-z0-9_.-], starting alphanumeric"
+                    .to_owned(),
             });
         }
+        // Holds GC off until the container record holds the layers.
+        let _lease = self.inner.leases.lease();
         let record = self.image(image)?;
         let dir = self.container_dir(container_id);
         // Held by the record from here on, so GC keeps the layers.
@@ -116,35 +130,39 @@ impl ImageStore {
         for d in [&upper, &work, &merged] {
             fs::create_dir_all(d).map_err(|e| StoreError::io("create directory", d, e))?;
         }
-        let mut lowers = Vec::new();
-        for chain in chains.iter().rev() {
-            lowers.push(self.layer_dir(chain).to_string_lossy().into_owned());
-        }
+        let lowers: Vec<PathBuf> = chains.iter().rev().map(|c| self.layer_dir(c)).collect();
         let data = format!(
             "lowerdir={},upperdir={},workdir={}",
-            lowers.join(":"),
+            lowers
+                .iter()
+                .map(|l| l.to_string_lossy())
+                .collect::<Vec<_>>()
+                .join(":"),
             upper.display(),
             work.display()
         );
-        if data.contains(['\\', '\n']) || self.root().to_string_lossy().contains([',', ':']) {
-            return Err(StoreError::Container {
-                container: id.to_owned(),
-                reason: "store root path contains characters overlayfs options cannot carry".to_owned(),
-            });
+        let mount_err = |e: std::io::Error| StoreError::Mount {
+            op: format!("mount overlay at {}", merged.display()),
+            container: id.to_owned(),
+            source: e,
+        };
+        let fits_mount_2 = data.len() < 4000
+            && !data.contains(['\\', '\n'])
+            && !self.root().to_string_lossy().contains([',', ':']);
+        if fits_mount_2 {
+            mount(
+                Some("overlay"),
+                &merged,
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(data.as_str()),
+            )
+            .map_err(|e| mount_err(e.into()))?;
+        } else {
+            // Too many layers (or awkward paths) for mount(2)'s one-page
+            // option string: one `lowerdir+` per layer.
+            mount_api::mount_overlay(&lowers, &upper, &work, &merged).map_err(mount_err)?;
         }
-        if data.len() >= 4096 {
-            return Err(StoreError::Container {
-                container: id.to_owned(),
-                reason: format!("overlay options are {} bytes, over the one-page limit (too many layers)", data.len()),
-            });
-        }
-        mount(Some("overlay"), &merged, Some("overlay"), MsFlags::empty(), Some(data.as_str())).map_err(|e| {
-            StoreError::Mount {
-                op: format!("mount overlay at {}", merged.display()),
-                container: id.to_owned(),
-                source: e.into(),
-            }
-        })?;
         Ok(merged)
     }
 
@@ -248,14 +266,17 @@ fn apply_tree(src: &Path, dst: &Path) -> Result<()> {
         let ft = meta.file_type();
         if ft.is_dir() {
             let existing = fs::symlink_metadata(&d).ok();
-            let opaque = whiteouts::is_opaque(&s).map_err(|e| StoreError::io("read xattrs of", &s, e))?;
+            let opaque =
+                whiteouts::is_opaque(&s).map_err(|e| StoreError::io("read xattrs of", &s, e))?;
             match existing {
                 Some(m) if m.is_dir() && !opaque => {}
                 Some(_) => {
                     remove_any(&d)?;
                     fs::create_dir(&d).map_err(|e| StoreError::io("create directory", &d, e))?;
                 }
-                None => fs::create_dir(&d).map_err(|e| StoreError::io("create directory", &d, e))?,
+                None => {
+                    fs::create_dir(&d).map_err(|e| StoreError::io("create directory", &d, e))?
+                }
             }
             apply_tree(&s, &d)?;
             copy_meta(&meta, &d, false)?;
@@ -263,15 +284,21 @@ fn apply_tree(src: &Path, dst: &Path) -> Result<()> {
             remove_any(&d)?;
             if ft.is_symlink() {
                 let target = fs::read_link(&s).map_err(|e| StoreError::io("readlink", &s, e))?;
-                std::os::unix::fs::symlink(&target, &d).map_err(|e| StoreError::io("symlink", &d, e))?;
+                std::os::unix::fs::symlink(&target, &d)
+                    .map_err(|e| StoreError::io("symlink", &d, e))?;
                 copy_meta(&meta, &d, true)?;
             } else if ft.is_file() {
                 fs::copy(&s, &d).map_err(|e| StoreError::io("copy to", &d, e))?;
                 copy_meta(&meta, &d, false)?;
             } else {
                 let kind = SFlag::from_bits_truncate(meta.mode()) & SFlag::S_IFMT;
-                mknod(&d, kind, Mode::from_bits_truncate(meta.mode() & 0o7777), meta.rdev())
-                    .map_err(|e| StoreError::errno("mknod", &d, e))?;
+                mknod(
+                    &d,
+                    kind,
+                    Mode::from_bits_truncate(meta.mode() & 0o7777),
+                    meta.rdev(),
+                )
+                .map_err(|e| StoreError::errno("mknod", &d, e))?;
                 copy_meta(&meta, &d, false)?;
             }
         }

@@ -29,8 +29,9 @@ use crate::chain_id::chain_ids;
 use crate::compression::Compression;
 use crate::digest::Digest;
 use crate::error::{Result, StoreError};
-use crate::ingest::{InFlight, Leases};
+use crate::inflight::InFlight;
 use crate::layer_unpack::unpack_layer;
+use crate::leases::Leases;
 use crate::manifest::{ImageConfig, Manifest};
 use crate::metadata::{ImageRecord, LayerRecord, Metadata};
 use crate::reference::ImageRef;
@@ -50,8 +51,16 @@ pub struct StoreOptions {
     /// Layers fetched in parallel per pull (at least 1).
     pub max_concurrent_downloads: usize,
     /// Registries (`host[:port]`) reached over plain HTTP even though they
-    /// are not loopback.
+    /// are not loopback (in addition to registries.conf `insecure`).
     pub insecure_registries: Vec<String>,
+    /// containers-registries.conf(5) main file; `None`: none.
+    pub registries_conf: Option<PathBuf>,
+    /// Its drop-in directory; `None`: none.
+    pub registries_conf_d: Option<PathBuf>,
+    /// The auth file to use; `None`: discover it from the environment
+    /// (see [`crate::registry::auth_file`]). A path that does not exist
+    /// means no stored credentials.
+    pub auth_file: Option<PathBuf>,
 }
 
 impl Default for StoreOptions {
@@ -60,6 +69,13 @@ impl Default for StoreOptions {
             root: PathBuf::from(DEFAULT_ROOT),
             max_concurrent_downloads: DEFAULT_MAX_CONCURRENT_DOWNLOADS,
             insecure_registries: Vec::new(),
+            registries_conf: Some(PathBuf::from(
+                crate::registry::registries_conf::DEFAULT_REGISTRIES_CONF,
+            )),
+            registries_conf_d: Some(PathBuf::from(
+                crate::registry::registries_conf::DEFAULT_REGISTRIES_CONF_D,
+            )),
+            auth_file: None,
         }
     }
 }
@@ -91,15 +107,6 @@ pub struct StoreStats {
     pub bytes_fetched: u64,
     /// Layers unpacked.
     pub layers_unpacked: u64,
-}
-
-/// What garbage collection removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct GcReport {
-    /// Blobs deleted.
-    pub blobs_removed: Vec<Digest>,
-    /// Layer directories (chain IDs) deleted.
-    pub layers_removed: Vec<Digest>,
 }
 
 pub(crate) struct Inner {
@@ -160,7 +167,9 @@ impl ImageStore {
         let containers_dir = root.join("containers");
         mkdir(&layers_dir)?;
         mkdir(&containers_dir)?;
-        for entry in fs::read_dir(&layers_dir).map_err(|e| StoreError::io("read", &layers_dir, e))? {
+        for entry in
+            fs::read_dir(&layers_dir).map_err(|e| StoreError::io("read", &layers_dir, e))?
+        {
             let entry = entry.map_err(|e| StoreError::io("read", &layers_dir, e))?;
             if entry.file_name().to_string_lossy().starts_with(".tmp-") {
                 warn!(path = %entry.path().display(), "removing interrupted unpack");
@@ -255,44 +264,15 @@ impl ImageStore {
     /// holds.
     pub fn remove_image(&self, name: &str) -> Result<ImageRecord> {
         let canonical = canonical_name(name);
-        let removed = self
-            .inner
-            .meta
-            .remove_image(&canonical)?
-            .ok_or(StoreError::ImageNotFound {
-                reference: canonical,
-            })?;
+        let removed =
+            self.inner
+                .meta
+                .remove_image(&canonical)?
+                .ok_or(StoreError::ImageNotFound {
+                    reference: canonical,
+                })?;
         info!(image = %removed.name, "image removed");
         Ok(removed)
-    }
-
-    /// Deletes every blob and layer directory that no image or container
-    /// references. Waits for running pulls/imports to finish and holds new
-    /// ones off while it runs.
-    pub fn gc(&self) -> Result<GcReport> {
-        let _collecting = self.inner.leases.collect();
-        let blob_refs = self.inner.meta.blob_refs()?;
-        let layer_refs = self.inner.meta.layer_refs()?;
-        let mut report = GcReport::default();
-        for digest in self.inner.blobs.list()? {
-            if !blob_refs.contains_key(&digest) {
-                self.inner.blobs.remove(&digest)?;
-                report.blobs_removed.push(digest);
-            }
-        }
-        for chain in self.unpacked_layers()? {
-            if !layer_refs.contains_key(&chain) {
-                let dir = self.inner.layers_dir.join(chain.hex());
-                fs::remove_dir_all(&dir).map_err(|e| StoreError::io("remove", &dir, e))?;
-                report.layers_removed.push(chain);
-            }
-        }
-        info!(
-            blobs = report.blobs_removed.len(),
-            layers = report.layers_removed.len(),
-            "garbage collected"
-        );
-        Ok(report)
     }
 
     /// Builds the layer records (with chain IDs) of an image.
@@ -334,20 +314,31 @@ impl ImageStore {
         ));
         let fs_dir = tmp.join("fs");
         mkdir(&fs_dir)?;
-        let result = self.unpack_into(layer, compression, &fs_dir).and_then(|()| {
-            fs::rename(&tmp, &final_dir).map_err(|e| StoreError::io("rename into place", &final_dir, e))?;
-            sync_dir(&self.inner.layers_dir)
-        });
+        let result = self
+            .unpack_into(layer, compression, &fs_dir)
+            .and_then(|()| {
+                fs::rename(&tmp, &final_dir)
+                    .map_err(|e| StoreError::io("rename into place", &final_dir, e))?;
+                sync_dir(&self.inner.layers_dir)
+            });
         if let Err(e) = result {
             let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        self.inner.counters.layers_unpacked.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .counters
+            .layers_unpacked
+            .fetch_add(1, Ordering::Relaxed);
         info!(chain_id = %layer.chain_id, blob = %layer.blob, "layer unpacked");
         Ok(true)
     }
 
-    fn unpack_into(&self, layer: &LayerRecord, compression: Compression, dest: &Path) -> Result<()> {
+    fn unpack_into(
+        &self,
+        layer: &LayerRecord,
+        compression: Compression,
+        dest: &Path,
+    ) -> Result<()> {
         let file = self.inner.blobs.open_blob(&layer.blob)?;
         let summary = unpack_layer(file, compression, &layer.blob, dest)?;
         if summary.diff_id != layer.diff_id {
@@ -362,7 +353,11 @@ impl ImageStore {
         let dir = fs::File::open(dest).map_err(|e| StoreError::io("open", dest, e))?;
         // SAFETY: `dir` is an open descriptor for the duration of the call.
         if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-            return Err(StoreError::io("syncfs", dest, std::io::Error::last_os_error()));
+            return Err(StoreError::io(
+                "syncfs",
+                dest,
+                std::io::Error::last_os_error(),
+            ));
         }
         Ok(())
     }
