@@ -56,9 +56,9 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = Rootless::Auto,
           num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Rootless,
-    /// Cgroup manager. Only `disabled` is implemented; it is the default until cgroup
-    /// support lands.
-    #[arg(long, global = true, value_enum, default_value_t = CgroupManager::Disabled)]
+    /// Cgroup manager: `cgroupfs` (cgroup v2 only), `systemd` (not supported yet) or
+    /// `disabled` (no cgroups; resource limits are then refused).
+    #[arg(long, global = true, value_enum, default_value_t = CgroupManager::Cgroupfs)]
     pub cgroup_manager: CgroupManager,
     /// Print the version.
     #[arg(short = 'v', long)]
@@ -98,27 +98,22 @@ pub enum Command {
     List(ListArgs),
     /// Write a default config.json.
     Spec(SpecArgs),
+    /// Freeze every process of the container (cgroup.freeze).
+    Pause(IdArg),
+    /// Thaw a paused container.
+    Resume(IdArg),
+    /// List the container's processes.
+    Ps(PsArgs),
+    /// Change the container's resource limits.
+    Update(UpdateArgs),
+    /// Print the container's resource usage as JSON events.
+    Events(EventsArgs),
     /// Not supported yet.
     #[command(hide = true)]
     Exec(Unsupported),
     /// Not supported yet.
     #[command(hide = true)]
-    Ps(Unsupported),
-    /// Not supported yet.
-    #[command(hide = true)]
     Features(Unsupported),
-    /// Not supported yet.
-    #[command(hide = true)]
-    Pause(Unsupported),
-    /// Not supported yet.
-    #[command(hide = true)]
-    Resume(Unsupported),
-    /// Not supported yet.
-    #[command(hide = true)]
-    Update(Unsupported),
-    /// Not supported yet.
-    #[command(hide = true)]
-    Events(Unsupported),
     /// Not supported yet.
     #[command(hide = true)]
     Checkpoint(Unsupported),
@@ -132,12 +127,7 @@ impl Command {
     pub fn unsupported_name(&self) -> Option<&'static str> {
         Some(match self {
             Command::Exec(_) => "exec",
-            Command::Ps(_) => "ps",
             Command::Features(_) => "features",
-            Command::Pause(_) => "pause",
-            Command::Resume(_) => "resume",
-            Command::Update(_) => "update",
-            Command::Events(_) => "events",
             Command::Checkpoint(_) => "checkpoint",
             Command::Restore(_) => "restore",
             _ => return None,
@@ -250,6 +240,81 @@ pub struct SpecArgs {
     pub bundle: PathBuf,
 }
 
+/// `ps` output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PsFormat {
+    /// `ps` output filtered to the container's processes.
+    Table,
+    /// A JSON array of host pids.
+    Json,
+}
+
+/// `ps` flags.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Output format.
+    #[arg(short = 'f', long, value_enum, default_value_t = PsFormat::Table)]
+    pub format: PsFormat,
+    /// Container id.
+    pub id: String,
+    /// Arguments for ps(1) (default `-ef`).
+    #[arg(last = true)]
+    pub ps_args: Vec<String>,
+}
+
+/// `update` flags (runc's).
+#[derive(Debug, Default, Args)]
+pub struct UpdateArgs {
+    /// A JSON `linux.resources` object to apply (`-`: stdin).
+    #[arg(short = 'r', long)]
+    pub resources: Option<String>,
+    /// Block IO weight (10-1000).
+    #[arg(long)]
+    pub blkio_weight: Option<u16>,
+    /// CPU CFS period (µs).
+    #[arg(long)]
+    pub cpu_period: Option<u64>,
+    /// CPU CFS quota (µs; -1: none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight).
+    #[arg(long, alias = "cpu-share")]
+    pub cpu_shares: Option<u64>,
+    /// CPUs to use (cpuset).
+    #[arg(long)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes to use (cpuset).
+    #[arg(long)]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit (bytes, or with a k/m/g suffix; -1: none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory: Option<String>,
+    /// Memory reservation (soft limit).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_reservation: Option<String>,
+    /// Memory + swap limit (-1: unlimited swap).
+    #[arg(long, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Maximum number of pids (-1: none).
+    #[arg(long, allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Container id.
+    pub id: String,
+}
+
+/// `events` flags.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Print the stats once and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Stats interval (e.g. `5s`, `500ms`, `1m`).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+    /// Container id.
+    pub id: String,
+}
+
 const LONG_FLAGS: &[&str] = &[
     "root",
     "log",
@@ -270,6 +335,20 @@ const LONG_FLAGS: &[&str] = &[
     "force",
     "format",
     "quiet",
+    "resources",
+    "blkio-weight",
+    "cpu-period",
+    "cpu-quota",
+    "cpu-share",
+    "cpu-shares",
+    "cpuset-cpus",
+    "cpuset-mems",
+    "memory",
+    "memory-reservation",
+    "memory-swap",
+    "pids-limit",
+    "stats",
+    "interval",
     "version",
     "help",
 ];
@@ -339,6 +418,44 @@ mod tests {
         assert_eq!(cli.rootless, Rootless::True);
         let cli = parse(&["berth-runtime", "--rootless", "false", "state", "x"]);
         assert_eq!(cli.rootless, Rootless::False);
+    }
+
+    #[test]
+    fn cgroupfs_is_the_default_and_update_flags_parse() {
+        let cli = parse(&["berth-runtime", "state", "c"]);
+        assert_eq!(cli.effective_cgroup_manager(), CgroupManager::Cgroupfs);
+        let cli = parse(&["berth-runtime", "--systemd-cgroup", "state", "c"]);
+        assert_eq!(cli.effective_cgroup_manager(), CgroupManager::Systemd);
+        let cli = parse(&[
+            "berth-runtime",
+            "update",
+            "-memory",
+            "64m",
+            "--cpu-share",
+            "512",
+            "--cpu-quota",
+            "-1",
+            "--pids-limit",
+            "20",
+            "c",
+        ]);
+        match cli.command.unwrap() {
+            Command::Update(u) => {
+                assert_eq!(u.memory.as_deref(), Some("64m"));
+                assert_eq!(u.cpu_shares, Some(512));
+                assert_eq!(u.cpu_quota, Some(-1));
+                assert_eq!(u.pids_limit, Some(20));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&["berth-runtime", "ps", "-f", "json", "c", "--", "-o", "pid"]);
+        match cli.command.unwrap() {
+            Command::Ps(p) => {
+                assert_eq!(p.format, PsFormat::Json);
+                assert_eq!(p.ps_args, ["-o", "pid"]);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -53,6 +53,24 @@ pub enum Error {
         /// Its status.
         status: Status,
     },
+    /// A cgroup command on a container that has no cgroup.
+    #[error(
+        "cannot {action} container {id}: it has no cgroup (it was created with --cgroup-manager disabled)"
+    )]
+    NoCgroup {
+        /// What was attempted.
+        action: &'static str,
+        /// The container id.
+        id: String,
+    },
+    /// A bad command-line value.
+    #[error("{flag}: {reason}")]
+    Usage {
+        /// The flag.
+        flag: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
     /// A feature or flag that is not implemented yet.
     #[error("{what} is not supported yet")]
     NotSupported {

@@ -32,7 +32,7 @@ use crate::process::env::{self, EnvError};
 use crate::process::fds::{self, FdError};
 use crate::process::rlimits::{self, RlimitError};
 use crate::process::user::{self, UserError};
-use crate::rootfs::{self, RootfsError, RootfsOptions};
+use crate::rootfs::{self, CgroupMount, RootfsError, RootfsOptions};
 use crate::sync::{SyncError, SyncMessage, SyncSocket};
 
 /// A failed init step.
@@ -107,6 +107,8 @@ pub struct InitContext<'a> {
     pub no_pivot: bool,
     /// `--no-new-keyring`.
     pub no_new_keyring: bool,
+    /// The container's cgroup directory on the host (`None`: cgroups disabled).
+    pub cgroup_dir: Option<&'a Path>,
 }
 
 /// The program init will exec.
@@ -168,6 +170,11 @@ fn setup(ctx: &InitContext<'_>, sync: &SyncSocket) -> Result<Program, InitError>
         RootfsOptions {
             in_user_ns: ctx.plan.in_user_ns(),
             no_pivot: ctx.no_pivot,
+            cgroup: match ctx.cgroup_dir {
+                None => CgroupMount::Placeholder,
+                Some(_) if ctx.plan.new_cgroup_ns() => CgroupMount::Cgroup2,
+                Some(dir) => CgroupMount::Bind(dir),
+            },
         },
     )?;
 

@@ -3,11 +3,11 @@
 //! Where things live:
 //! - [`cli`]: the clap command line (runc's flags, single-dash long flags accepted).
 //! - [`commands`]: one module per sub-command (`create`, `start`, `run`, `state`, `kill`,
-//!   `delete`, `list`, `spec`).
+//!   `delete`, `list`, `spec`, `pause`/`resume`, `ps`, `update`, `events`).
 //! - [`container_id`]: id validation; [`state`]: the per-container state directory and its
 //!   atomic persistence; [`pid_identity`]: telling a live init from a reused pid.
-//! - [`bundle`]: loading and validating `config.json`; [`cgroups`]: the cgroup-manager mode
-//!   (only `disabled` for now) and the resources check that goes with it.
+//! - [`bundle`]: loading and validating `config.json`; [`cgroups`]: cgroup v2 (manager
+//!   selection, cgroupsPath forms, resources, the eBPF device filter, freezer, stats).
 //! - [`spawn`]: the fork sequence (parent → stage-1 → init) and the parent half of the
 //!   setup protocol; [`sync`]: the parent/child socket protocol; [`namespaces`]: joining and
 //!   creating namespaces, id mappings.

@@ -139,6 +139,11 @@ impl NamespacePlan {
         self.unshare.contains(CloneFlags::CLONE_NEWPID)
     }
 
+    /// Whether init gets a new cgroup namespace.
+    pub fn new_cgroup_ns(&self) -> bool {
+        self.unshare.contains(CloneFlags::CLONE_NEWCGROUP)
+    }
+
     /// Whether init runs in a user namespace (new or joined).
     pub fn in_user_ns(&self) -> bool {
         self.new_user

@@ -23,6 +23,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Pid, fork};
 
 use crate::bundle::Bundle;
+use crate::cgroups::{Cgroup, CgroupError};
 use crate::container_id::ContainerId;
 use crate::init::{self, InitContext};
 use crate::namespaces::{self, NamespaceError, NamespacePlan};
@@ -57,6 +58,9 @@ pub enum SpawnError {
     /// A message arrived out of order.
     #[error("container setup failed: unexpected message {0:?}")]
     Protocol(SyncMessage),
+    /// The container's cgroup.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
     /// Making a runtime fd safe from `--preserve-fds` failed.
     #[error("duplicate runtime fd above the preserved range: {0}")]
     Dup(Errno),
@@ -77,6 +81,9 @@ pub struct SpawnRequest<'a> {
     pub no_pivot: bool,
     /// `--no-new-keyring`.
     pub no_new_keyring: bool,
+    /// The container's cgroup: stage-1 joins it first thing, so init and everything it
+    /// forks are in it, and a new cgroup namespace is rooted at it.
+    pub cgroup: Option<&'a Cgroup>,
 }
 
 /// Exits the current (forked) process immediately, without running atexit handlers or
@@ -179,6 +186,14 @@ fn drive_parent(
 }
 
 fn stage1_main(req: &SpawnRequest<'_>, plan: &NamespacePlan, sock: SyncSocket) -> ! {
+    if let Some(cg) = req.cgroup {
+        if let Err(e) = cg.join_self() {
+            let _ = sock.send(&SyncMessage::Error {
+                message: format!("join the container's cgroup: {e}"),
+            });
+            exit_now(1);
+        }
+    }
     if let Err(e) = plan.enter(&sock) {
         let _ = sock.send(&SyncMessage::Error {
             message: e.to_string(),
@@ -202,6 +217,7 @@ fn stage1_main(req: &SpawnRequest<'_>, plan: &NamespacePlan, sock: SyncSocket) -
                 preserve_fds: req.preserve_fds,
                 no_pivot: req.no_pivot,
                 no_new_keyring: req.no_new_keyring,
+                cgroup_dir: req.cgroup.map(Cgroup::dir),
             };
             init::run(&ctx, sock);
         }

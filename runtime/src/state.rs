@@ -72,6 +72,8 @@ pub enum Status {
     Created,
     /// The user program has been started and is alive.
     Running,
+    /// Alive, but its cgroup is frozen (`pause`).
+    Paused,
     /// Init has exited (or was never started).
     Stopped,
 }
@@ -82,6 +84,7 @@ impl std::fmt::Display for Status {
             Status::Creating => "creating",
             Status::Created => "created",
             Status::Running => "running",
+            Status::Paused => "paused",
             Status::Stopped => "stopped",
         })
     }
@@ -112,6 +115,18 @@ pub struct ContainerState {
     pub owner_uid: u32,
     /// The config's annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The container's cgroup directory (absolute), if cgroups are managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_path: Option<PathBuf>,
+}
+
+impl ContainerState {
+    /// The container's cgroup, if it has one.
+    pub fn cgroup(&self) -> Option<crate::cgroups::Cgroup> {
+        self.cgroup_path
+            .clone()
+            .map(crate::cgroups::Cgroup::from_dir)
+    }
 }
 
 /// The `--root` directory holding one sub-directory per container.
@@ -242,6 +257,12 @@ impl StateRoot {
         if !pid_identity::is_same_live_process(state.init_pid, state.init_start_time) {
             return Status::Stopped;
         }
+        if state
+            .cgroup()
+            .is_some_and(|cg| crate::cgroups::freezer::is_frozen(&cg))
+        {
+            return Status::Paused;
+        }
         let fifo = self.root.join(&state.id).join(EXEC_FIFO);
         if fifo.symlink_metadata().is_ok() {
             Status::Created
@@ -295,6 +316,7 @@ mod tests {
             created: "now".into(),
             owner_uid: 0,
             annotations: BTreeMap::new(),
+            cgroup_path: None,
         }
     }
 

@@ -244,3 +244,29 @@ fn no_pivot_works() {
         "{out}"
     );
 }
+
+#[test]
+fn bind_mounts_with_flags() {
+    let rt = Runtime::new();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("f"), "hello\n").unwrap();
+    let b = TestBundle::new(&[
+        "/bin/sh",
+        "-c",
+        "cat /mnt/ro/f; touch /mnt/ro/x 2>&1 | sed 's/^[a-z]*: //'; touch /mnt/rw/y && echo rw-ok; \
+         grep -E ' /mnt/(ro|rw) ' /proc/mounts | cut -d' ' -f2,4 | cut -d, -f1",
+    ]);
+    let source = src.path().to_str().unwrap().to_owned();
+    b.edit(|c| {
+        c["root"]["readonly"] = serde_json::json!(false);
+        let mounts = c["mounts"].as_array_mut().unwrap();
+        mounts.push(serde_json::json!({"destination": "/mnt/ro", "type": "bind",
+            "source": source, "options": ["rbind", "ro", "nosuid"]}));
+        mounts.push(serde_json::json!({"destination": "/mnt/rw", "type": "bind",
+            "source": source, "options": ["bind"]}));
+    });
+    assert_eq!(
+        ok(&rt.run_bundle(&b, "t")),
+        "hello\n/mnt/ro/x: Read-only file system\nrw-ok\n/mnt/ro ro\n/mnt/rw rw\n"
+    );
+}

@@ -1,43 +1,38 @@
-//! The cgroup-manager mode. Only `disabled` is implemented: no cgroup is created,
-//! joined or written, and the host's `/sys/fs/cgroup` is never touched. `cgroupfs` and
-//! `systemd` fail with a clear "not supported yet" error.
+//! `--cgroup-manager` selection and what `create` does with it.
 //!
-//! Because nothing can enforce them, a config that asks for resource limits while cgroups
-//! are disabled is rejected, naming the first offending field. Device-cgroup rules
-//! (`linux.resources.devices`) are accepted and logged (info level): they are present in every
-//! runc/containerd default spec (a deny-all rule), and without a device cgroup the
-//! container can still only reach the device nodes this runtime creates in its `/dev`.
+//! - `cgroupfs` (the default, as in runc): the container gets its own cgroup v2 directory
+//!   (see [`super::path`]), created with the controllers its resources need, limits
+//!   written ([`super::v2_resources`]) and the device filter attached
+//!   ([`super::device_filter`]) before any container process joins it. A host whose
+//!   `/sys/fs/cgroup` is not a cgroup2 mount, or that lacks a needed controller, makes
+//!   `create` fail with an error naming the problem.
+//! - `systemd` (`--systemd-cgroup`): not supported yet (no systemd D-Bus client); the
+//!   `slice:prefix:name` cgroupsPath form is parsed and validated first.
+//! - `disabled`: no cgroup is created, joined or written. Because nothing can enforce
+//!   them, a config that asks for resource limits is rejected, naming the first
+//!   offending field. Device-cgroup rules are accepted and logged (info level): they are
+//!   in every runc/containerd default spec (a deny-all rule), and the container can still
+//!   only reach the device nodes this runtime creates in its `/dev`.
+
+use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{LinuxResources, Spec};
+
+use super::device_filter::{self, Insn};
+use super::path::{self as cgpath, SystemdPath};
+use super::v2::{self, Cgroup};
+use super::v2_resources::{self, Setting};
+use super::{CgroupError, bpf};
 
 /// How cgroups are managed for containers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CgroupManager {
-    /// Direct cgroupfs writes (not supported yet).
+    /// Direct cgroup v2 filesystem writes.
     Cgroupfs,
     /// Through systemd (not supported yet).
     Systemd,
     /// No cgroups at all.
     Disabled,
-}
-
-/// Cgroup-related refusals.
-#[derive(Debug, thiserror::Error)]
-pub enum CgroupError {
-    /// A manager other than `disabled` was asked for.
-    #[error("cgroup manager {manager} is not supported yet (use --cgroup-manager disabled)")]
-    ManagerNotSupported {
-        /// The requested manager's name.
-        manager: &'static str,
-    },
-    /// The config asks for a limit that cannot be applied without cgroups.
-    #[error(
-        "config.json: {field} is set, but cgroups are disabled (--cgroup-manager disabled) so it cannot be enforced"
-    )]
-    ResourcesWithoutCgroups {
-        /// The JSON path of the offending field.
-        field: String,
-    },
 }
 
 impl CgroupManager {
@@ -49,14 +44,72 @@ impl CgroupManager {
             CgroupManager::Disabled => "disabled",
         }
     }
+}
 
-    /// Fails unless this mode is implemented.
-    pub fn ensure_supported(self) -> Result<(), CgroupError> {
-        match self {
-            CgroupManager::Disabled => Ok(()),
-            other => Err(CgroupError::ManagerNotSupported {
-                manager: other.name(),
-            }),
+/// Everything `create` will do to the container's cgroup, computed and validated before
+/// anything is written.
+#[derive(Debug, Clone)]
+pub struct CgroupPlan {
+    /// The cgroup, relative to the cgroup root (starts with `/`).
+    pub rel: PathBuf,
+    /// The resource writes.
+    pub settings: Vec<Setting>,
+    /// The device filter.
+    pub device_program: Vec<Insn>,
+}
+
+/// Decides what `manager` does for the container `id` of `spec`: `None` with cgroups
+/// disabled (after checking the spec asks for no limits), a plan with `cgroupfs`.
+pub fn plan(
+    manager: CgroupManager,
+    spec: &Spec,
+    id: &str,
+) -> Result<Option<CgroupPlan>, CgroupError> {
+    let linux = spec.linux().as_ref();
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_deref());
+    match manager {
+        CgroupManager::Disabled => {
+            check_spec_without_cgroups(spec)?;
+            Ok(None)
+        }
+        CgroupManager::Systemd => {
+            SystemdPath::parse(cgroups_path.and_then(Path::to_str), id)?;
+            Err(CgroupError::ManagerNotSupported { manager: "systemd" })
+        }
+        CgroupManager::Cgroupfs => {
+            v2::check_root()?;
+            let settings = match linux.and_then(|l| l.resources().as_ref()) {
+                Some(res) => v2_resources::plan(res)?,
+                None => Vec::new(),
+            };
+            let rules = device_filter::rules_for_spec(spec)?;
+            let own = std::fs::read_to_string("/proc/self/cgroup")
+                .map_err(CgroupError::io("read", "/proc/self/cgroup"))?;
+            let own = cgpath::parse_proc_cgroup(&own)?;
+            Ok(Some(CgroupPlan {
+                rel: cgpath::fs_path(cgroups_path, id, &own),
+                settings,
+                device_program: device_filter::assemble(&rules),
+            }))
+        }
+    }
+}
+
+impl CgroupPlan {
+    /// Creates the cgroup, writes the limits and attaches the device filter. On failure
+    /// the cgroup is removed again.
+    pub fn apply(&self) -> Result<Cgroup, CgroupError> {
+        let cg = Cgroup::create(&self.rel, &v2_resources::needs(&self.settings))?;
+        let result = v2_resources::apply(&cg, &self.settings)
+            .and_then(|()| bpf::attach_device_filter(cg.dir(), &self.device_program));
+        match result {
+            Ok(()) => Ok(cg),
+            Err(e) => {
+                if let Err(e2) = cg.destroy() {
+                    tracing::warn!(error = %e2, "removing the cgroup of the failed container");
+                }
+                Err(e)
+            }
         }
     }
 }
@@ -183,18 +236,5 @@ mod tests {
         let s = spec(serde_json::json!({"pids": {"limit": 10}}));
         let e = check_spec_without_cgroups(&s).unwrap_err().to_string();
         assert!(e.contains("linux.resources.pids"), "{e}");
-    }
-
-    #[test]
-    fn only_disabled_is_supported() {
-        assert!(CgroupManager::Disabled.ensure_supported().is_ok());
-        let e = CgroupManager::Cgroupfs
-            .ensure_supported()
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("cgroup manager cgroupfs is not supported yet"),
-            "{e}"
-        );
     }
 }

@@ -28,13 +28,29 @@ pub fn run(ctx: &Context, args: &CreateArgs) -> Result<i32, Error> {
         });
     }
     let bundle = Bundle::load(&args.bundle)?;
-    cgroups::check_spec_without_cgroups(&bundle.spec)?;
+    // Validated (and the hierarchy checked) before anything is created.
+    let cgroup_plan = cgroups::manager::plan(ctx.cgroup_manager, &bundle.spec, id.as_str())?;
     // Relative paths are relative to where the caller ran us, not to the bundle.
     let pid_file = args.pid_file.as_deref().map(absolute).transpose()?;
 
     let dir = ctx.root.create_container_dir(&id)?;
-    let result = create_in_dir(ctx, args, &id, &bundle, &dir, pid_file.as_deref());
+    let mut cgroup = None;
+    let result = create_in_dir(
+        ctx,
+        args,
+        &id,
+        &bundle,
+        &dir,
+        pid_file.as_deref(),
+        cgroup_plan.as_ref(),
+        &mut cgroup,
+    );
     if result.is_err() {
+        if let Some(cg) = cgroup {
+            if let Err(e) = cg.destroy() {
+                tracing::warn!(error = %e, "removing the cgroup of the failed container");
+            }
+        }
         if let Err(e) = ctx.root.remove(&id) {
             tracing::warn!(error = %e, "removing the state of the failed container");
         }
@@ -50,6 +66,7 @@ fn absolute(p: &Path) -> Result<PathBuf, Error> {
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn create_in_dir(
     ctx: &Context,
     args: &CreateArgs,
@@ -57,6 +74,8 @@ fn create_in_dir(
     bundle: &Bundle,
     dir: &Path,
     pid_file: Option<&Path>,
+    cgroup_plan: Option<&cgroups::manager::CgroupPlan>,
+    cgroup: &mut Option<cgroups::Cgroup>,
 ) -> Result<i32, Error> {
     let me = std::process::id() as i32;
     let me_start = pid_identity::read(me)
@@ -81,8 +100,15 @@ fn create_in_dir(
             .flatten()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
+        cgroup_path: None,
     };
     ctx.root.save(&st)?;
+    if let Some(plan) = cgroup_plan {
+        let cg = plan.apply()?;
+        st.cgroup_path = Some(cg.dir().to_owned());
+        *cgroup = Some(cg);
+        ctx.root.save(&st)?;
+    }
 
     // Like runc, the container's relative paths (bind sources, rootfs) are relative to
     // the bundle.
@@ -106,6 +132,7 @@ fn create_in_dir(
         preserve_fds: args.preserve_fds,
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
+        cgroup: cgroup.as_ref(),
     })?;
     let start_time = pid_identity::read(pid)
         .ok()

@@ -1,7 +1,8 @@
 //! `delete [--force] ID`: remove a stopped container's state. A created container is
 //! killed first (runc does the same: it never ran user code); a running one needs
 //! `--force`, which SIGKILLs init — taking the whole pid namespace with it — and waits
-//! for it to be gone.
+//! for it to be gone. The container's cgroup is removed too, after killing anything
+//! still in it (`cgroup.kill`).
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,7 @@ pub fn run(ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
     match ctx.root.status(&st) {
         Status::Stopped => {}
         Status::Created => kill_and_wait(&st)?,
-        Status::Running if args.force => kill_and_wait(&st)?,
+        Status::Running | Status::Paused if args.force => kill_and_wait(&st)?,
         Status::Creating if args.force => {}
         status => {
             return Err(Error::NotStopped {
@@ -39,8 +40,7 @@ pub fn run(ctx: &Context, args: &DeleteArgs) -> Result<(), Error> {
             });
         }
     }
-    ctx.root.remove(&id)?;
-    Ok(())
+    super::remove_container(ctx, &st)
 }
 
 fn kill_and_wait(st: &ContainerState) -> Result<(), Error> {

@@ -1,7 +1,8 @@
 //! `kill [--all] ID [SIGNAL]`: signal the container's init (checked to still be the same
 //! process via its recorded start time).
 //!
-//! `--all` without cgroups: the container's processes are found as every process whose
+//! `--all` with a cgroup: SIGKILL through `cgroup.kill`, any other signal to every pid in
+//! the cgroup (and below). `--all` without cgroups: the container's processes are found as every process whose
 //! pid namespace (`/proc/<pid>/ns/pid`) is init's. That needs the container to have its
 //! own pid namespace; otherwise there is no way to tell its processes from the host's
 //! and `--all` is refused. (Processes in pid namespaces nested inside the container are
@@ -22,7 +23,7 @@ pub fn run(ctx: &Context, args: &KillArgs) -> Result<(), Error> {
     let sig = signals::parse(&args.signal)?;
     let st = ctx.root.load(&id)?;
     let status = ctx.root.status(&st);
-    if !matches!(status, Status::Created | Status::Running) {
+    if !matches!(status, Status::Created | Status::Running | Status::Paused) {
         return Err(Error::WrongStatus {
             action: "kill",
             id: id.to_string(),
@@ -30,7 +31,15 @@ pub fn run(ctx: &Context, args: &KillArgs) -> Result<(), Error> {
         });
     }
     let targets = if args.all {
-        pid_namespace_members(st.init_pid)?
+        if let Some(cg) = st.cgroup() {
+            if sig == libc::SIGKILL && cg.has_file("cgroup.kill") {
+                cg.write("cgroup.kill", "1")?;
+                return Ok(());
+            }
+            cg.all_pids()?
+        } else {
+            pid_namespace_members(st.init_pid)?
+        }
     } else {
         vec![st.init_pid]
     };

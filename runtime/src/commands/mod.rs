@@ -2,17 +2,23 @@
 
 pub mod create;
 pub mod delete;
+pub mod events;
 pub mod kill;
 pub mod list;
+pub mod pause;
+pub mod ps;
 pub mod run;
 pub mod spec;
 pub mod start;
 pub mod state;
+pub mod update;
 
+use crate::cgroups::Cgroup;
 use crate::cgroups::CgroupManager;
 use crate::cli::{Cli, Command, Rootless};
+use crate::container_id::ContainerId;
 use crate::error::Error;
-use crate::state::StateRoot;
+use crate::state::{ContainerState, StateRoot};
 
 /// What every command needs from the global flags.
 #[derive(Debug, Clone)]
@@ -53,9 +59,6 @@ pub fn dispatch(cli: &Cli, command: &Command) -> Result<i32, Error> {
         cgroup_manager: cli.effective_cgroup_manager(),
         rootless: cli.rootless,
     };
-    if !matches!(command, Command::Spec(_)) {
-        ctx.cgroup_manager.ensure_supported()?;
-    }
     match command {
         Command::Create(args) => create::run(&ctx, args).map(|_| 0),
         Command::Start(args) => start::run(&ctx, &args.id).map(|()| 0),
@@ -65,8 +68,32 @@ pub fn dispatch(cli: &Cli, command: &Command) -> Result<i32, Error> {
         Command::Delete(args) => delete::run(&ctx, args).map(|()| 0),
         Command::List(args) => list::run(&ctx, args).map(|()| 0),
         Command::Spec(args) => spec::run(args, cli.rootless == Rootless::True).map(|()| 0),
+        Command::Pause(args) => pause::pause(&ctx, &args.id).map(|()| 0),
+        Command::Resume(args) => pause::resume(&ctx, &args.id).map(|()| 0),
+        Command::Ps(args) => ps::run(&ctx, args).map(|()| 0),
+        Command::Update(args) => update::run(&ctx, args).map(|()| 0),
+        Command::Events(args) => events::run(&ctx, args).map(|()| 0),
         _ => Err(Error::NotSupported {
             what: "this command".into(),
         }),
     }
+}
+
+/// The container's cgroup, or [`Error::NoCgroup`].
+pub fn cgroup_of(st: &ContainerState, action: &'static str) -> Result<Cgroup, Error> {
+    st.cgroup().ok_or_else(|| Error::NoCgroup {
+        action,
+        id: st.id.clone(),
+    })
+}
+
+/// Removes what is left of a container whose init is gone: its cgroup (killing any
+/// leftover process in it first), then its state directory.
+pub fn remove_container(ctx: &Context, st: &ContainerState) -> Result<(), Error> {
+    if let Some(cg) = st.cgroup() {
+        cg.destroy()?;
+    }
+    let id = ContainerId::parse(&st.id)?;
+    ctx.root.remove(&id)?;
+    Ok(())
 }

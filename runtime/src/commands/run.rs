@@ -24,7 +24,14 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
     let pid = create::run(ctx, &args.create)?;
     if let Err(e) = start::run(ctx, id.as_str()) {
         let _ = signals::kill_signal(pid, nix::sys::signal::Signal::SIGKILL);
-        let _ = ctx.root.remove(&id);
+        match ctx.root.load(&id) {
+            Ok(st) => {
+                let _ = super::remove_container(ctx, &st);
+            }
+            Err(_) => {
+                let _ = ctx.root.remove(&id);
+            }
+        }
         return Err(e);
     }
     if args.detach {
@@ -32,7 +39,16 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
     }
     let code = signals::forward_until_exit(pid)?;
     if !args.keep {
-        ctx.root.remove(&id)?;
+        // Like runc, a failed clean-up is reported but does not replace the exit status.
+        let removed = ctx
+            .root
+            .load(&id)
+            .map_err(Error::from)
+            .and_then(|st| super::remove_container(ctx, &st));
+        if let Err(e) = removed {
+            tracing::warn!(error = %e, "unable to remove the container after it exited");
+            eprintln!("berth-runtime: warning: unable to remove container {id}: {e}");
+        }
     }
     Ok(code)
 }

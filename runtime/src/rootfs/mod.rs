@@ -69,17 +69,32 @@ pub(crate) fn step_err(
     }
 }
 
+/// What a `cgroup`/`cgroup2` mount in the config becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CgroupMount<'a> {
+    /// Cgroups disabled: an empty read-only tmpfs (and the host hierarchy is never
+    /// exposed through binds).
+    Placeholder,
+    /// A cgroup2 mount, in the container's own cgroup namespace (so its root is the
+    /// container's cgroup).
+    Cgroup2,
+    /// No cgroup namespace: a bind mount of the container's cgroup directory (runc).
+    Bind(&'a Path),
+}
+
 /// Options that shape the rootfs set-up.
 #[derive(Debug, Clone, Copy)]
-pub struct RootfsOptions {
+pub struct RootfsOptions<'a> {
     /// Init runs in a user namespace (device nodes are bind-mounted, not created).
     pub in_user_ns: bool,
     /// `--no-pivot`: move the rootfs onto `/` and chroot instead of `pivot_root`.
     pub no_pivot: bool,
+    /// What cgroup mounts become.
+    pub cgroup: CgroupMount<'a>,
 }
 
 /// Everything up to and including `pivot_root`.
-pub fn prepare(spec: &Spec, rootfs: &Path, opts: RootfsOptions) -> Result<(), RootfsError> {
+pub fn prepare(spec: &Spec, rootfs: &Path, opts: RootfsOptions<'_>) -> Result<(), RootfsError> {
     let linux = spec.linux().as_ref();
     let propagation = linux
         .and_then(|l| l.rootfs_propagation().as_deref())
@@ -123,7 +138,7 @@ pub fn prepare(spec: &Spec, rootfs: &Path, opts: RootfsOptions) -> Result<(), Ro
 
     let root_fd = safe_path::open_root(rootfs)?;
     let spec_mounts = spec.mounts().as_deref().unwrap_or(&[]);
-    mounts::mount_all(&root_fd, spec_mounts, opts.in_user_ns)?;
+    mounts::mount_all(&root_fd, spec_mounts, opts.cgroup)?;
 
     if !devices::dev_is_bind_mounted(spec_mounts) {
         let spec_devices = linux.and_then(|l| l.devices().as_deref()).unwrap_or(&[]);

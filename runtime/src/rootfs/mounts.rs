@@ -4,12 +4,14 @@
 //! and is reported with the mount's index, type and destination), then any propagation
 //! options.
 //!
-//! cgroup/cgroup2 mounts: cgroups are disabled in this runtime (see
-//! [`crate::cgroups`]), so there is no container cgroup to show, and a real cgroup mount
-//! would expose the host's hierarchy. Like crun in the same mode, an empty read-only
-//! tmpfs is mounted at the destination instead; for the same reason a bind of the host's
-//! `/sys` or `/` gets its `fs/cgroup` covered the same way, and a bind of anything under
-//! the host's `/sys/fs/cgroup` is refused.
+//! cgroup/cgroup2 mounts ([`CgroupMount`]): with a container cgroup, a cgroup2 mount
+//! when the container has its own cgroup namespace (its root is then the container's
+//! cgroup), else a bind mount of the container's cgroup directory, as runc does. With
+//! cgroups disabled there is no container cgroup to show, and a real cgroup mount would
+//! expose the host's hierarchy: like crun in the same mode, an empty read-only tmpfs is
+//! mounted instead; for the same reason a bind of the host's `/sys` or `/` gets its
+//! `fs/cgroup` covered the same way, and a bind of anything under the host's
+//! `/sys/fs/cgroup` is refused.
 
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -19,14 +21,18 @@ use oci_spec::runtime::Mount;
 
 use super::mount_options::{self, MountOptions};
 use super::safe_path::{self, Leaf};
-use super::{RootfsError, current_mount_flags};
+use super::{CgroupMount, RootfsError, current_mount_flags};
 
 const HOST_CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Performs every spec mount in order.
-pub fn mount_all(root: &OwnedFd, mounts: &[Mount], in_user_ns: bool) -> Result<(), RootfsError> {
+pub fn mount_all(
+    root: &OwnedFd,
+    mounts: &[Mount],
+    cgroup: CgroupMount<'_>,
+) -> Result<(), RootfsError> {
     for (index, m) in mounts.iter().enumerate() {
-        mount_one(root, index, m, in_user_ns)?;
+        mount_one(root, index, m, cgroup)?;
     }
     Ok(())
 }
@@ -55,7 +61,7 @@ fn mount_one(
     root: &OwnedFd,
     index: usize,
     m: &Mount,
-    _in_user_ns: bool,
+    cgroup: CgroupMount<'_>,
 ) -> Result<(), RootfsError> {
     let typ = m.typ().as_deref().unwrap_or("");
     let source = m
@@ -85,7 +91,17 @@ fn mount_one(
     if !bind && (typ == "cgroup" || typ == "cgroup2") {
         let target = safe_path::create_in_root(root, m.destination(), Leaf::Dir)
             .map_err(ctx.err("create destination"))?;
-        return mount_cgroup_placeholder(&safe_path::fd_path(&target)).map_err(ctx.err("mount"));
+        let target = safe_path::fd_path(&target);
+        return match cgroup {
+            CgroupMount::Placeholder => mount_cgroup_placeholder(&target).map_err(ctx.err("mount")),
+            CgroupMount::Cgroup2 => {
+                let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
+                mount(Some("cgroup2"), &target, Some("cgroup2"), opts.set, data)
+                    .map_err(ctx.err("mount cgroup2"))
+            }
+            CgroupMount::Bind(dir) => bind_mount(root, m.destination(), dir, &target, &opts)
+                .map_err(ctx.err("bind the container's cgroup")),
+        };
     }
 
     if bind {
@@ -97,7 +113,8 @@ fn mount_one(
             step: "resolve bind source",
             source: e,
         })?;
-        if host_source.starts_with(HOST_CGROUP_ROOT) {
+        let placeholder = cgroup == CgroupMount::Placeholder;
+        if placeholder && host_source.starts_with(HOST_CGROUP_ROOT) {
             return Err(RootfsError::Mount {
                 index,
                 destination: m.destination().clone(),
@@ -118,12 +135,13 @@ fn mount_one(
         let target = safe_path::create_in_root(root, m.destination(), leaf)
             .map_err(ctx.err("create destination"))?;
         let target = safe_path::fd_path(&target);
-        bind_mount(&host_source, &target, &opts).map_err(ctx.err("bind mount"))?;
-        if opts.recursive && Path::new(HOST_CGROUP_ROOT).starts_with(&host_source) {
+        bind_mount(root, m.destination(), &host_source, &target, &opts)
+            .map_err(ctx.err("bind mount"))?;
+        if placeholder && opts.recursive && Path::new(HOST_CGROUP_ROOT).starts_with(&host_source) {
             cover_host_cgroup(root, m.destination(), &host_source)
                 .map_err(ctx.err("cover the host cgroup hierarchy"))?;
         }
-        apply_propagation(&target, &opts).map_err(ctx.err("set propagation"))?;
+        apply_propagation(root, m.destination(), &opts).map_err(ctx.err("set propagation"))?;
         return Ok(());
     }
 
@@ -133,11 +151,24 @@ fn mount_one(
     let data = (!opts.data.is_empty()).then_some(opts.data.as_str());
     let fstype = if typ.is_empty() { None } else { Some(typ) };
     mount(Some(ctx.source.as_str()), &target, fstype, opts.set, data).map_err(ctx.err("mount"))?;
-    apply_propagation(&target, &opts).map_err(ctx.err("set propagation"))?;
+    apply_propagation(root, m.destination(), &opts).map_err(ctx.err("set propagation"))?;
     Ok(())
 }
 
-fn bind_mount(source: &Path, target: &Path, opts: &MountOptions) -> nix::Result<()> {
+/// The mount now on top of `destination`. An fd opened before a mount still names the
+/// directory underneath it, so remounts and propagation changes must go through a fresh
+/// one (else they hit the wrong mount, or fail with EINVAL on a non-mount-point).
+fn reopen(root: &OwnedFd, destination: &Path) -> nix::Result<OwnedFd> {
+    safe_path::open_in_root(root, destination)
+}
+
+fn bind_mount(
+    root: &OwnedFd,
+    destination: &Path,
+    source: &Path,
+    target: &Path,
+    opts: &MountOptions,
+) -> nix::Result<()> {
     let mut flags = MsFlags::MS_BIND;
     if opts.recursive {
         flags |= MsFlags::MS_REC;
@@ -149,19 +180,26 @@ fn bind_mount(source: &Path, target: &Path, opts: &MountOptions) -> nix::Result<
     }
     // A bind mount ignores flags on creation: remount to apply them, starting from the
     // flags the new mount already has (some are locked in a user namespace).
-    let flags = (current_mount_flags(target)? | per_mount) - opts.clear;
+    let fresh = reopen(root, destination)?;
+    let fresh = safe_path::fd_path(&fresh);
+    let flags = (current_mount_flags(&fresh)? | per_mount) - opts.clear;
     mount(
         None::<&str>,
-        target,
+        &fresh,
         None::<&str>,
         flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT,
         None::<&str>,
     )
 }
 
-fn apply_propagation(target: &Path, opts: &MountOptions) -> nix::Result<()> {
+fn apply_propagation(root: &OwnedFd, destination: &Path, opts: &MountOptions) -> nix::Result<()> {
+    if opts.propagation.is_empty() {
+        return Ok(());
+    }
+    let fresh = reopen(root, destination)?;
+    let fresh = safe_path::fd_path(&fresh);
     for p in &opts.propagation {
-        mount(None::<&str>, target, None::<&str>, *p, None::<&str>)?;
+        mount(None::<&str>, &fresh, None::<&str>, *p, None::<&str>)?;
     }
     Ok(())
 }

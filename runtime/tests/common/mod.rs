@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: a busybox bundle in a temp dir (config from
 //! `berth-runtime spec`, patched per test), and a runtime handle with a private `--root`
-//! and `--cgroup-manager disabled`.
+//! and `--cgroup-manager disabled` (host tests) or the default `cgroupfs` manager
+//! ([`Runtime::with_cgroups`], guest tests only: see [`require_guest`]).
 //!
 //! These tests create namespaces and mounts and need root; without it they fail with a
 //! clear message instead of being skipped.
@@ -106,9 +107,31 @@ impl TestBundle {
     }
 }
 
+/// Fails the calling test unless it runs inside berth's cgroup-v2 test VM (the runner
+/// sets `BERTH_IN_VM=1`, and `/sys/fs/cgroup` must be a cgroup2 mount with the memory
+/// controller). Guest tests create and write cgroups, which must never happen on the
+/// build host: every guest test calls this first.
+pub fn require_guest() {
+    assert_eq!(
+        std::env::var("BERTH_IN_VM").as_deref(),
+        Ok("1"),
+        "this is a guest test: it creates cgroups and must only run inside the cgroup-v2 VM \
+         (`cargo run -p berth-tests --bin berth-vm-tests`)"
+    );
+    let controllers = std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .expect("no cgroup2 mount at /sys/fs/cgroup: not berth's test VM");
+    assert!(
+        controllers.split_whitespace().any(|c| c == "memory"),
+        "/sys/fs/cgroup has no memory controller ({controllers:?}): not berth's test VM"
+    );
+    require_root();
+}
+
 /// A runtime with its own state root.
 pub struct Runtime {
     pub root: tempfile::TempDir,
+    /// Use the default cgroup manager (cgroupfs) instead of `--cgroup-manager disabled`.
+    pub cgroups: bool,
 }
 
 impl Runtime {
@@ -119,17 +142,34 @@ impl Runtime {
                 .prefix("berth-root-")
                 .tempdir()
                 .unwrap(),
+            cgroups: false,
         }
     }
 
-    /// A command with `--root` and `--cgroup-manager disabled` set.
+    /// A runtime with the default cgroupfs manager: guest tests only.
+    pub fn with_cgroups() -> Self {
+        require_guest();
+        Self {
+            cgroups: true,
+            ..Self::new()
+        }
+    }
+
+    /// A command with `--root` (and `--cgroup-manager disabled` unless cgroups are on).
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(BIN);
-        c.arg("--root")
-            .arg(self.root.path())
-            .args(["--cgroup-manager", "disabled"]);
+        c.arg("--root").arg(self.root.path());
+        if !self.cgroups {
+            c.args(["--cgroup-manager", "disabled"]);
+        }
         c.stdin(Stdio::null());
         c
+    }
+
+    /// `--no-pivot` in the VM: its root is the initramfs, where pivot_root(2) fails with
+    /// EINVAL (runc and crun need `--no-pivot` there too).
+    pub fn pivot_args(&self) -> &'static [&'static str] {
+        if self.cgroups { &["--no-pivot"] } else { &[] }
     }
 
     /// Runs with `args`, capturing output.
@@ -141,6 +181,7 @@ impl Runtime {
     pub fn run_bundle(&self, b: &TestBundle, id: &str) -> Output {
         self.cmd()
             .arg("run")
+            .args(self.pivot_args())
             .arg("--bundle")
             .arg(b.path())
             .arg(id)
@@ -175,6 +216,7 @@ impl Runtime {
     pub fn create(&self, b: &TestBundle, id: &str, extra: &[&str]) -> Output {
         let mut c = self.cmd();
         c.arg("create")
+            .args(self.pivot_args())
             .args(extra)
             .arg("--bundle")
             .arg(b.path())
@@ -185,7 +227,9 @@ impl Runtime {
     /// `run --detach --bundle <b> <id>`.
     pub fn run_detached(&self, b: &TestBundle, id: &str) -> Output {
         let mut c = self.cmd();
-        c.args(["run", "--detach", "--bundle"])
+        c.args(["run", "--detach"])
+            .args(self.pivot_args())
+            .arg("--bundle")
             .arg(b.path())
             .arg(id);
         self.output_detached(c)
