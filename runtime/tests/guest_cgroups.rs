@@ -11,8 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::{Runtime, TestBundle, ok, stderr, stdout};
 
-// The VM's root is its initramfs, where pivot_root(2) fails: every container here runs
-// with --no-pivot (the helpers in common add it).
 use serde_json::{Value, json};
 
 const CG: &str = "/sys/fs/cgroup";
@@ -154,7 +152,7 @@ fn memory_hog_is_oom_killed() {
     set_resources(&b, json!({"memory": {"limit": 33554432}}));
     let out = rt
         .cmd()
-        .args(["run", "--keep", "--no-pivot", "--bundle"])
+        .args(["run", "--keep", "--bundle"])
         .arg(b.path())
         .arg("oom")
         .output()
@@ -515,22 +513,25 @@ fn events_stats_in_runc_format() {
         v["data"]["cpu"]["usage"]["total"].as_u64().unwrap() > 0,
         "{v}"
     );
-    // Streaming: two events at a short interval, then the container stops.
-    let child = rt
+    // Streaming: events keep coming at the interval until the container stops. Wait for
+    // the events themselves rather than a fixed time: process starts are slow under TCG.
+    let mut child = rt
         .cmd()
         .args(["events", "--interval", "200ms", "ev"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    for _ in 0..2 {
+        let line = lines.next().expect("events ended early").unwrap();
+        let event: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(event["type"], "stats", "{event}");
+        assert_eq!(event["id"], "ev", "{event}");
+    }
     ok(&rt.run(&["kill", "ev", "KILL"]));
-    let out = child.wait_with_output().unwrap();
-    let lines: Vec<Value> = stdout(&out)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert!(lines.len() >= 2, "{lines:?}");
-    assert!(lines.iter().all(|l| l["type"] == "stats"));
+    // `events` ends by itself once the container is gone.
+    let status = child.wait().unwrap();
+    assert!(status.success(), "events exited with {status}");
     ok(&rt.run(&["delete", "ev"]));
 }
 
@@ -715,13 +716,7 @@ fn systemd_manager_is_refused_and_disabled_still_works() {
     ]);
     let out = rt
         .cmd()
-        .args([
-            "--cgroup-manager",
-            "disabled",
-            "run",
-            "--no-pivot",
-            "--bundle",
-        ])
+        .args(["--cgroup-manager", "disabled", "run", "--bundle"])
         .arg(b.path())
         .arg("nocg")
         .output()

@@ -1,11 +1,11 @@
 //! The same cgroup scenarios under berth-runtime, runc and crun, inside the VM, to show
 //! they behave alike: where the cgroup goes for each cgroupsPath form, the converted
 //! limits as seen from inside the container, the device filter, OOM kill, pause, ps and
-//! update. runc and crun are the host's packages brought into the guest by the runner:
+//! update. runc and crun are the host's packages (scripts/install-deps), which the runner
+//! always brings into the guest:
 //!
 //! ```sh
-//! cargo run -p berth-tests --bin berth-vm-tests -- --test guest_cgroups_vs_runc \
-//!     --include /usr/sbin/runc --include /usr/bin/crun
+//! cargo run -p berth-tests --bin berth-vm-tests -- --test guest_cgroups_vs_runc
 //! ```
 
 mod common;
@@ -33,8 +33,8 @@ impl Rt {
         for b in [RUNC, CRUN] {
             assert!(
                 Path::new(b).exists(),
-                "{b} is not in the guest: run this test with \
-                 `berth-vm-tests --include {RUNC} --include {CRUN}`"
+                "{b} is not in the guest: install it on the host (scripts/install-deps); \
+                 berth-vm-tests brings it in"
             );
         }
         [("berth", common::BIN), ("runc", RUNC), ("crun", CRUN)]
@@ -63,7 +63,7 @@ impl Rt {
     /// Foreground `run` (pivot_root is impossible on the VM's initramfs root).
     fn run_bundle(&self, b: &TestBundle, id: &str) -> Output {
         self.cmd()
-            .args(["run", "--no-pivot", "--bundle"])
+            .args(["run", "--bundle"])
             .arg(b.path())
             .arg(id)
             .output()
@@ -75,7 +75,7 @@ impl Rt {
         let err = tempfile::tempfile().unwrap();
         let status = self
             .cmd()
-            .args(["run", "-d", "--no-pivot", "--bundle"])
+            .args(["run", "-d", "--bundle"])
             .arg(b.path())
             .arg(id)
             .stdout(out.try_clone().unwrap())

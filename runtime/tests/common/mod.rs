@@ -166,12 +166,6 @@ impl Runtime {
         c
     }
 
-    /// `--no-pivot` in the VM: its root is the initramfs, where pivot_root(2) fails with
-    /// EINVAL (runc and crun need `--no-pivot` there too).
-    pub fn pivot_args(&self) -> &'static [&'static str] {
-        if self.cgroups { &["--no-pivot"] } else { &[] }
-    }
-
     /// Runs with `args`, capturing output.
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().unwrap()
@@ -181,7 +175,6 @@ impl Runtime {
     pub fn run_bundle(&self, b: &TestBundle, id: &str) -> Output {
         self.cmd()
             .arg("run")
-            .args(self.pivot_args())
             .arg("--bundle")
             .arg(b.path())
             .arg(id)
@@ -216,7 +209,6 @@ impl Runtime {
     pub fn create(&self, b: &TestBundle, id: &str, extra: &[&str]) -> Output {
         let mut c = self.cmd();
         c.arg("create")
-            .args(self.pivot_args())
             .args(extra)
             .arg("--bundle")
             .arg(b.path())
@@ -228,7 +220,6 @@ impl Runtime {
     pub fn run_detached(&self, b: &TestBundle, id: &str) -> Output {
         let mut c = self.cmd();
         c.args(["run", "--detach"])
-            .args(self.pivot_args())
             .arg("--bundle")
             .arg(b.path())
             .arg(id);

@@ -8,7 +8,9 @@
 //!        [--timeout SECS] [-- TEST-ARGS..]`
 //! Defaults: `--features vm --test 'guest_*'`. Every workspace package that declares one of
 //! the features is built with it, and its test targets matching the patterns run in the VM.
-//! `--include FILE` puts a host binary (and its libraries) into the guest, e.g. /usr/bin/crun.
+//! `--include FILE` puts a host binary (and its libraries) into the guest; the reference
+//! runtimes runc and crun are always included when installed, since guest tests compare
+//! berth against them.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -17,6 +19,9 @@ use std::process::{Command, ExitCode, Stdio};
 use anyhow::{Context, Result, bail};
 use berth_tests::libtest_summary::TestCounts;
 use berth_tests::{IN_VM_ENV, vm_run_script, workspace_root};
+
+/// Host binaries every guest gets (when installed): the runtimes berth is compared with.
+const REFERENCE_RUNTIMES: [&str; 2] = ["/usr/sbin/runc", "/usr/bin/crun"];
 
 struct Options {
     features: String,
@@ -249,7 +254,13 @@ fn run() -> Result<ExitCode> {
     for share in shares(&tests) {
         cmd.arg("--share").arg(share);
     }
-    for file in &opts.includes {
+    let reference_runtimes = REFERENCE_RUNTIMES.iter().filter(|p| Path::new(p).exists());
+    for file in opts
+        .includes
+        .iter()
+        .map(String::as_str)
+        .chain(reference_runtimes.copied())
+    {
         cmd.args(["--include", file]);
     }
     cmd.args(["--timeout", &opts.timeout_secs.to_string()])
