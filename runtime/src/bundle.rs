@@ -200,11 +200,6 @@ fn validate_process(spec: &Spec) -> Result<(), BundleError> {
             format!("{:?} must be an absolute path", process.cwd()),
         ));
     }
-    if process.terminal() == Some(true) {
-        return Err(not_supported(
-            "process.terminal (a pseudo-terminal for the container)",
-        ));
-    }
     if process
         .apparmor_profile()
         .as_ref()
@@ -254,8 +249,25 @@ fn validate_hooks(spec: &Spec) -> Result<(), BundleError> {
         ("hooks.poststop", hooks.poststop()),
     ];
     for (field, list) in lists {
-        if list.as_ref().is_some_and(|l| !l.is_empty()) {
-            return Err(not_supported(field));
+        for (i, hook) in list.iter().flatten().enumerate() {
+            if !hook.path().is_absolute() {
+                return Err(invalid(
+                    format!("{field}[{i}].path"),
+                    format!("{:?} must be an absolute path", hook.path()),
+                ));
+            }
+            if hook.timeout().is_some_and(|t| t <= 0) {
+                return Err(invalid(
+                    format!("{field}[{i}].timeout"),
+                    "must be a positive number of seconds",
+                ));
+            }
+            if let Some(e) = hook.env().iter().flatten().find(|e| !e.contains('=')) {
+                return Err(invalid(
+                    format!("{field}[{i}].env"),
+                    format!("{e:?} is not KEY=VALUE"),
+                ));
+            }
         }
     }
     Ok(())
@@ -265,9 +277,6 @@ fn validate_linux(spec: &Spec) -> Result<(), BundleError> {
     let Some(linux) = spec.linux() else {
         return Err(BundleError::MissingField { field: "linux" });
     };
-    if linux.seccomp().is_some() {
-        return Err(not_supported("linux.seccomp"));
-    }
     if linux.intel_rdt().is_some() {
         return Err(not_supported("linux.intelRdt"));
     }
@@ -435,8 +444,5 @@ mod tests {
         let d = write_bundle(&minimal(r#","sysctl":{"kernel.panic":"1"}"#));
         let e = Bundle::load(d.path()).unwrap_err().to_string();
         assert!(e.contains("kernel.panic"), "{e}");
-        let d = write_bundle(&minimal(r#","seccomp":{"defaultAction":"SCMP_ACT_ALLOW"}"#));
-        let e = Bundle::load(d.path()).unwrap_err().to_string();
-        assert!(e.contains("linux.seccomp is not supported yet"), "{e}");
     }
 }

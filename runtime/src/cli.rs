@@ -108,12 +108,10 @@ pub enum Command {
     Update(UpdateArgs),
     /// Print the container's resource usage as JSON events.
     Events(EventsArgs),
-    /// Not supported yet.
-    #[command(hide = true)]
-    Exec(Unsupported),
-    /// Not supported yet.
-    #[command(hide = true)]
-    Features(Unsupported),
+    /// Run a new process inside a running container.
+    Exec(ExecArgs),
+    /// Print what this runtime implements (JSON, runc's features schema).
+    Features,
     /// Not supported yet.
     #[command(hide = true)]
     Checkpoint(Unsupported),
@@ -126,8 +124,6 @@ impl Command {
     /// The name of a placeholder sub-command, if this is one.
     pub fn unsupported_name(&self) -> Option<&'static str> {
         Some(match self {
-            Command::Exec(_) => "exec",
-            Command::Features(_) => "features",
             Command::Checkpoint(_) => "checkpoint",
             Command::Restore(_) => "restore",
             _ => return None,
@@ -186,6 +182,61 @@ pub struct RunArgs {
     /// The create flags.
     #[command(flatten)]
     pub create: CreateArgs,
+}
+
+/// `exec` flags (runc's).
+#[derive(Debug, Default, Args)]
+pub struct ExecArgs {
+    /// A runtime-spec `process` JSON file to run (the other process flags are ignored).
+    #[arg(short = 'p', long)]
+    pub process: Option<PathBuf>,
+    /// Allocate a pseudo-terminal (needs --console-socket and --detach).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Return after starting the process instead of waiting for it.
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    /// File to write the process's pid to.
+    #[arg(long)]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket to send the pty master to.
+    #[arg(long)]
+    pub console_socket: Option<PathBuf>,
+    /// Working directory in the container.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// Extra environment variables (KEY=VALUE, repeatable).
+    #[arg(short = 'e', long)]
+    pub env: Vec<String>,
+    /// UID or UID:GID to run as (numeric).
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Extra supplementary group (repeatable).
+    #[arg(short = 'g', long)]
+    pub additional_gids: Vec<u32>,
+    /// Extra capability (repeatable).
+    #[arg(short = 'c', long)]
+    pub cap: Vec<String>,
+    /// Set no_new_privs for the process.
+    #[arg(long)]
+    pub no_new_privs: bool,
+    /// Pass fds 3..3+N to the process.
+    #[arg(long, default_value_t = 0)]
+    pub preserve_fds: u32,
+    /// Exec even when the container is paused.
+    #[arg(long)]
+    pub ignore_paused: bool,
+    /// AppArmor profile (not supported yet).
+    #[arg(long)]
+    pub apparmor: Option<String>,
+    /// SELinux label (not supported yet).
+    #[arg(long)]
+    pub process_label: Option<String>,
+    /// Container id.
+    pub id: String,
+    /// The command and its arguments.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 /// `kill` flags.
@@ -351,14 +402,53 @@ const LONG_FLAGS: &[&str] = &[
     "interval",
     "version",
     "help",
+    "process",
+    "tty",
+    "cwd",
+    "env",
+    "user",
+    "additional-gids",
+    "cap",
+    "no-new-privs",
+    "ignore-paused",
+    "apparmor",
+    "process-label",
+];
+
+/// Flags that take a value as the next argument (for finding `exec`'s container id).
+const VALUE_FLAGS: &[&str] = &[
+    "--root",
+    "--log",
+    "--log-format",
+    "--cgroup-manager",
+    "--process",
+    "-p",
+    "--pid-file",
+    "--console-socket",
+    "--cwd",
+    "--env",
+    "-e",
+    "--user",
+    "-u",
+    "--additional-gids",
+    "-g",
+    "--cap",
+    "-c",
+    "--preserve-fds",
+    "--apparmor",
+    "--process-label",
 ];
 
 /// Rewrites runc-style single-dash long flags (`-root x`, `-log-format=json`) to the
-/// double-dash form. Stops at `--`.
+/// double-dash form. Stops at `--`, and after `exec`'s container id (what follows is the
+/// container's command line, e.g. `find / -user 0`).
 pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut out = Vec::new();
     let mut passthrough = false;
-    for arg in args {
+    // None: before the sub-command; Some(false): in `exec` before its id.
+    let mut exec_state: Option<bool> = None;
+    let mut takes_value = false;
+    for (i, arg) in args.into_iter().enumerate() {
         if passthrough {
             out.push(arg);
             continue;
@@ -375,7 +465,24 @@ pub fn normalize_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString>
                 .contains(&name)
                 .then(|| OsString::from(format!("-{s}")))
         });
-        out.push(rewritten.unwrap_or(arg));
+        let arg = rewritten.unwrap_or(arg);
+        let s = arg.to_str().unwrap_or("");
+        let flag_value = std::mem::take(&mut takes_value);
+        if i > 0 && !s.starts_with('-') && !flag_value {
+            match exec_state {
+                None if s == "exec" => exec_state = Some(false),
+                Some(false) => {
+                    // The container id: everything after it is the command line.
+                    out.push(arg);
+                    passthrough = true;
+                    continue;
+                }
+                _ => {}
+            }
+        } else if !s.contains('=') && VALUE_FLAGS.contains(&s) {
+            takes_value = true;
+        }
+        out.push(arg);
     }
     out
 }
@@ -453,6 +560,38 @@ mod tests {
             Command::Ps(p) => {
                 assert_eq!(p.format, PsFormat::Json);
                 assert_eq!(p.ps_args, ["-o", "pid"]);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn exec_flags_and_command_line() {
+        let cli = parse(&[
+            "berth-runtime",
+            "--root",
+            "/r",
+            "exec",
+            "-e",
+            "A=1",
+            "--cwd",
+            "/tmp",
+            "-user",
+            "1000:10",
+            "--detach",
+            "c1",
+            "find",
+            "/",
+            "-user",
+            "0",
+        ]);
+        match cli.command.unwrap() {
+            Command::Exec(e) => {
+                assert_eq!(e.id, "c1");
+                assert_eq!(e.env, ["A=1"]);
+                assert_eq!(e.user.as_deref(), Some("1000:10"));
+                assert!(e.detach);
+                assert_eq!(e.args, ["find", "/", "-user", "0"]);
             }
             other => panic!("{other:?}"),
         }

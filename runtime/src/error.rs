@@ -32,6 +32,15 @@ pub enum Error {
     /// Exec fifo failure.
     #[error(transparent)]
     ExecFifo(#[from] ExecFifoError),
+    /// Terminal / console socket failure.
+    #[error(transparent)]
+    Terminal(#[from] crate::terminal::TerminalError),
+    /// Seccomp profile failure.
+    #[error(transparent)]
+    Seccomp(#[from] crate::seccomp::SeccompError),
+    /// A hook failed.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     /// Signal parsing / forwarding failure.
     #[error(transparent)]
     Signal(#[from] SignalError),
@@ -62,6 +71,12 @@ pub enum Error {
         action: &'static str,
         /// The container id.
         id: String,
+    },
+    /// The command cannot be carried out in the container's state (runc's wording).
+    #[error("{reason}")]
+    Refused {
+        /// Why.
+        reason: String,
     },
     /// A bad command-line value.
     #[error("{flag}: {reason}")]

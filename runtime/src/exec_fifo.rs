@@ -27,6 +27,12 @@ pub enum ExecFifoError {
         /// The underlying error.
         source: io::Error,
     },
+    /// Init failed between its release and the exec (a startContainer hook).
+    #[error("container init failed to start the process: {message}")]
+    StartFailed {
+        /// Init's error.
+        message: String,
+    },
     /// Init died before it was released.
     #[error("container init (pid {pid}) exited before it could be started")]
     InitGone {
@@ -63,9 +69,13 @@ pub fn open_path(path: &Path) -> Result<OwnedFd, ExecFifoError> {
     open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).map_err(err(path, "open O_PATH"))
 }
 
-/// Init side: blocks until `start` opens the fifo, then signals it. `fifo` is the
-/// `O_PATH` fd from [`open_path`].
-pub fn wait_for_start(fifo: &OwnedFd) -> Result<(), ExecFifoError> {
+/// Init side: blocks until `start` opens the fifo, runs `before_exec` (the startContainer
+/// hooks), then signals `start`: `0` for success, or `E` and the error, which `start`
+/// reports. `fifo` is the `O_PATH` fd from [`open_path`].
+pub fn wait_for_start(
+    fifo: &OwnedFd,
+    before_exec: impl FnOnce() -> Result<(), String>,
+) -> Result<(), ExecFifoError> {
     let proc_path = PathBuf::from(format!("/proc/self/fd/{}", fifo.as_raw_fd()));
     let fd = loop {
         match open(
@@ -79,11 +89,21 @@ pub fn wait_for_start(fifo: &OwnedFd) -> Result<(), ExecFifoError> {
         }
     };
     let mut f = std::fs::File::from(fd);
-    f.write_all(b"0").map_err(|source| ExecFifoError::Io {
+    let (msg, result) = match before_exec() {
+        Ok(()) => (b"0".to_vec(), Ok(())),
+        Err(e) => {
+            let mut m = format!("E{e}").into_bytes();
+            // One write of at most PIPE_BUF bytes arrives in one piece.
+            m.truncate(4000);
+            (m, Err(ExecFifoError::StartFailed { message: e }))
+        }
+    };
+    f.write_all(&msg).map_err(|source| ExecFifoError::Io {
         path: proc_path,
         op: "write",
         source,
-    })
+    })?;
+    result
 }
 
 /// `start` side: releases init and removes the fifo. `init_alive` is polled while
@@ -108,9 +128,9 @@ pub fn release(path: &Path, pid: i32, init_alive: impl Fn() -> bool) -> Result<(
             Err(e) => return Err(err(path, "poll")(e)),
         }
     }
-    let mut byte = [0u8; 1];
+    let mut buf = [0u8; 4096];
     let mut f = std::fs::File::from(fd);
-    let n = f.read(&mut byte).map_err(|source| ExecFifoError::Io {
+    let n = f.read(&mut buf).map_err(|source| ExecFifoError::Io {
         path: path.to_owned(),
         op: "read",
         source,
@@ -122,5 +142,11 @@ pub fn release(path: &Path, pid: i32, init_alive: impl Fn() -> bool) -> Result<(
         path: path.to_owned(),
         op: "remove",
         source,
-    })
+    })?;
+    match buf[0] {
+        b'E' => Err(ExecFifoError::StartFailed {
+            message: String::from_utf8_lossy(&buf[1..n]).into_owned(),
+        }),
+        _ => Ok(()),
+    }
 }

@@ -5,35 +5,34 @@
 //!
 //! 1. `setsid`, wait for the parent's `Proceed`
 //! 2. session keyring, `oomScoreAdj`
-//! 3. rootfs: propagation, mounts, devices, `pivot_root` ([`crate::rootfs::prepare`])
-//! 4. hostname, domainname, sysctls
-//! 5. read-only and masked paths, read-only root ([`crate::rootfs::finish`])
-//! 6. cwd (created if missing), executable lookup in the container's `PATH`, environment
-//! 7. rlimits, capability bounding set, fd hygiene
-//! 8. user switch with `PR_SET_KEEPCAPS`, then the other capability sets
-//! 9. umask, `noNewPrivileges`, signal mask/dispositions reset
-//! 10. `Ready` → parent; block on the exec fifo until `start`; `execve`
+//! 3. rootfs: propagation, mounts, devices ([`crate::rootfs::prepare`]); the parent runs
+//!    the prestart and createRuntime hooks, init the createContainer hooks
+//!    ([`crate::hooks`]); `pivot_root` ([`crate::rootfs::enter`])
+//! 4. the terminal, with `--console-socket` ([`crate::terminal`])
+//! 5. hostname, domainname, sysctls
+//! 6. read-only and masked paths, read-only root ([`crate::rootfs::finish`])
+//! 7. the process: cwd, executable, environment, rlimits, capabilities, user,
+//!    `noNewPrivileges`, seccomp ([`crate::process::program`])
+//! 8. `Ready` → parent; block on the exec fifo until `start`, run the startContainer
+//!    hooks (their failure is reported to `start`); `execve`
 
-use std::ffi::CString;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::errno::Errno;
-use nix::sys::signal::{SigHandler, SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::stat::{Mode, umask};
 
 use crate::bundle::Bundle;
 use crate::container_id::ContainerId;
 use crate::exec_fifo::{self, ExecFifoError};
+use crate::hooks::{self, HookError, HookKind, HookState};
 use crate::kernel_params::{self, KernelParamError};
 use crate::namespaces::NamespacePlan;
-use crate::process::capabilities::{CapabilityError, CapabilitySets};
-use crate::process::env::{self, EnvError};
-use crate::process::fds::{self, FdError};
-use crate::process::rlimits::{self, RlimitError};
-use crate::process::user::{self, UserError};
+use crate::process::program::{self, ProcessError, ProcessOptions, Program};
 use crate::rootfs::{self, CgroupMount, RootfsError, RootfsOptions};
+use crate::seccomp::SeccompFilter;
 use crate::sync::{SyncError, SyncMessage, SyncSocket};
+use crate::terminal::{self, PtySetup, TerminalError};
 
 /// A failed init step.
 #[derive(Debug, thiserror::Error)]
@@ -58,32 +57,18 @@ pub enum InitError {
     /// Rootfs set-up.
     #[error("rootfs: {0}")]
     Rootfs(#[from] RootfsError),
-    /// rlimits.
+    /// The terminal.
     #[error(transparent)]
-    Rlimit(#[from] RlimitError),
-    /// Environment / executable lookup.
+    Terminal(#[from] TerminalError),
+    /// The process (cwd, executable, credentials, seccomp).
     #[error(transparent)]
-    Env(#[from] EnvError),
-    /// fd hygiene.
-    #[error(transparent)]
-    Fds(#[from] FdError),
-    /// Capabilities.
-    #[error(transparent)]
-    Capabilities(#[from] CapabilityError),
-    /// User switch.
-    #[error(transparent)]
-    User(#[from] UserError),
-    /// The working directory.
-    #[error("process.cwd: {path}: {source}")]
-    Cwd {
-        /// The cwd.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    Process(#[from] ProcessError),
     /// The exec fifo.
     #[error(transparent)]
     ExecFifo(#[from] ExecFifoError),
+    /// A createContainer hook.
+    #[error(transparent)]
+    Hook(#[from] HookError),
 }
 
 fn sys(step: &'static str) -> impl FnOnce(Errno) -> InitError {
@@ -109,18 +94,15 @@ pub struct InitContext<'a> {
     pub no_new_keyring: bool,
     /// The container's cgroup directory on the host (`None`: cgroups disabled).
     pub cgroup_dir: Option<&'a Path>,
-}
-
-/// The program init will exec.
-struct Program {
-    path: CString,
-    args: Vec<CString>,
-    env: Vec<CString>,
+    /// The connected `--console-socket` (with `process.terminal`).
+    pub console_socket: Option<&'a OwnedFd>,
+    /// The compiled `linux.seccomp` filter.
+    pub seccomp: Option<&'a SeccompFilter>,
 }
 
 /// Runs init; never returns.
 pub fn run(ctx: &InitContext<'_>, sync: SyncSocket) -> ! {
-    let program = match setup(ctx, &sync) {
+    let (program, state) = match setup(ctx, &sync) {
         Ok(p) => p,
         Err(e) => {
             let _ = sync.send(&SyncMessage::Error {
@@ -134,26 +116,36 @@ pub fn run(ctx: &InitContext<'_>, sync: SyncSocket) -> ! {
         crate::spawn::exit_now(1);
     }
     drop(sync);
-    if let Err(e) = exec_fifo::wait_for_start(ctx.exec_fifo) {
+    let hooks = ctx.bundle.spec.hooks().as_ref();
+    let start_hooks = || {
+        let state = HookState {
+            status: "created",
+            ..state
+        };
+        hooks::run(HookKind::StartContainer, hooks, &state).map_err(|e| e.to_string())
+    };
+    if let Err(e) = exec_fifo::wait_for_start(ctx.exec_fifo, start_hooks) {
         eprintln!("berth-runtime init: {e}");
         crate::spawn::exit_now(1);
     }
-    let err = nix::unistd::execve(&program.path, &program.args, &program.env).unwrap_err();
-    eprintln!("berth-runtime init: exec {:?}: {err}", program.path);
+    let path = program.path().clone();
+    let err = program.exec();
+    eprintln!("berth-runtime init: exec {path:?}: {err}");
     crate::spawn::exit_now(127);
 }
 
-fn setup(ctx: &InitContext<'_>, sync: &SyncSocket) -> Result<Program, InitError> {
+fn setup(ctx: &InitContext<'_>, sync: &SyncSocket) -> Result<(Program, HookState), InitError> {
     let spec = &ctx.bundle.spec;
     let process = spec
         .process()
         .as_ref()
         .expect("validated: process is present");
     nix::unistd::setsid().map_err(sys("setsid"))?;
-    match sync.recv()? {
-        SyncMessage::Proceed => {}
+    let pid = match sync.recv()? {
+        SyncMessage::Proceed { pid } => pid,
         other => return Err(InitError::Protocol(other)),
-    }
+    };
+    let state = HookState::for_bundle(ctx.id.as_str(), ctx.bundle, "creating", pid);
     // Device nodes and mount points get exactly the modes asked for.
     umask(Mode::empty());
 
@@ -177,6 +169,24 @@ fn setup(ctx: &InitContext<'_>, sync: &SyncSocket) -> Result<Program, InitError>
             },
         },
     )?;
+    if hooks::has_any(spec, &[HookKind::Prestart, HookKind::CreateRuntime]) {
+        sync.send(&SyncMessage::RunHooks)?;
+        match sync.recv()? {
+            SyncMessage::HooksDone => {}
+            other => return Err(InitError::Protocol(other)),
+        }
+    }
+    hooks::run(HookKind::CreateContainer, spec.hooks().as_ref(), &state)?;
+    rootfs::enter(&ctx.bundle.rootfs, ctx.no_pivot)?;
+
+    if let Some(socket) = ctx.console_socket {
+        terminal::setup(PtySetup {
+            socket,
+            mount_console: true,
+            size: console_size(process),
+            uid: process.user().uid(),
+        })?;
+    }
 
     if let Some(h) = spec.hostname() {
         kernel_params::set_hostname(h)?;
@@ -191,58 +201,20 @@ fn setup(ctx: &InitContext<'_>, sync: &SyncSocket) -> Result<Program, InitError>
     }
     rootfs::finish(spec)?;
 
-    let cwd = process.cwd();
-    std::fs::create_dir_all(cwd).map_err(|source| InitError::Cwd {
-        path: cwd.clone(),
-        source,
-    })?;
-    std::env::set_current_dir(cwd).map_err(|source| InitError::Cwd {
-        path: cwd.clone(),
-        source,
-    })?;
-
-    let args = process.args().as_deref().unwrap_or(&[]);
-    let env_list = process.env().as_deref().unwrap_or(&[]);
-    let exe = env::lookup_executable(&args[0], env_list)?;
-    let program = Program {
-        path: path_cstring(&exe)?,
-        args: env::c_args(args)?,
-        env: env::build_env(env_list, process.user().uid())?,
-    };
-
-    rlimits::apply(process.rlimits().as_deref().unwrap_or(&[]))?;
-    let caps = CapabilitySets::from_spec(process.capabilities().as_ref())?;
-    caps.apply_bounding()?;
-    fds::prepare_for_exec(ctx.preserve_fds)?;
-
-    nix::sys::prctl::set_keepcaps(true).map_err(sys("prctl(PR_SET_KEEPCAPS, 1)"))?;
-    user::switch(process.user(), user::setgroups_allowed())?;
-    nix::sys::prctl::set_keepcaps(false).map_err(sys("prctl(PR_SET_KEEPCAPS, 0)"))?;
-    caps.apply_process_sets()?;
-
-    user::apply_umask(process.user());
-    if process.no_new_privileges() == Some(true) {
-        nix::sys::prctl::set_no_new_privs().map_err(sys("process.noNewPrivileges: prctl"))?;
-    }
-    reset_signals()?;
-    Ok(program)
+    let program = program::prepare(
+        process,
+        ProcessOptions {
+            create_cwd: true,
+            preserve_fds: ctx.preserve_fds,
+            seccomp: ctx.seccomp,
+        },
+    )?;
+    Ok((program, state))
 }
 
-fn path_cstring(p: &Path) -> Result<CString, InitError> {
-    CString::new(p.as_os_str().as_encoded_bytes()).map_err(|_| {
-        InitError::Env(EnvError::Nul {
-            field: "process.args[0]".to_owned(),
-        })
-    })
-}
-
-/// Unblocks all signals and restores SIGPIPE's default disposition (the Rust runtime
-/// ignores SIGPIPE, and an ignored disposition survives `execve`).
-fn reset_signals() -> Result<(), InitError> {
-    // SAFETY: installing SIG_DFL involves no handler code; nothing in init relies on
-    // SIGPIPE being ignored from here on (its remaining writes handle EPIPE as errors).
-    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl) }
-        .map_err(sys("reset SIGPIPE"))?;
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-        .map_err(sys("reset signal mask"))
+/// `process.consoleSize` as (rows, columns), if set and non-zero.
+pub fn console_size(process: &oci_spec::runtime::Process) -> Option<(u16, u16)> {
+    let b = process.console_size()?;
+    let (h, w) = (b.height(), b.width());
+    (h != 0 && w != 0).then(|| (h.min(u16::MAX.into()) as u16, w.min(u16::MAX.into()) as u16))
 }

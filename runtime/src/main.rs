@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use berth_runtime::cli::{self, Cli};
-use berth_runtime::{commands, logging};
+use berth_runtime::cli::{self, Cli, Command};
+use berth_runtime::{commands, logging, sealed_exe};
 use clap::{CommandFactory, Parser};
 
 fn main() -> ExitCode {
@@ -23,6 +23,13 @@ fn main() -> ExitCode {
 }
 
 fn real_main(cli: &Cli) -> anyhow::Result<i32> {
+    if matches!(
+        cli.command,
+        Some(Command::Create(_) | Command::Run(_) | Command::Exec(_))
+    ) {
+        // Before anything is opened: the re-exec keeps only inherited fds.
+        sealed_exe::ensure_sealed()?;
+    }
     if cli.version {
         println!("berth-runtime version {}", env!("CARGO_PKG_VERSION"));
         println!("spec: {}", oci_spec::runtime::VERSION);

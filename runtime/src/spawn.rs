@@ -25,8 +25,10 @@ use nix::unistd::{ForkResult, Pid, fork};
 use crate::bundle::Bundle;
 use crate::cgroups::{Cgroup, CgroupError};
 use crate::container_id::ContainerId;
+use crate::hooks::{self, HookKind, HookState};
 use crate::init::{self, InitContext};
 use crate::namespaces::{self, NamespaceError, NamespacePlan};
+use crate::seccomp::SeccompFilter;
 use crate::sync::{self, SyncError, SyncMessage, SyncSocket};
 
 /// Errors while spawning the container's init.
@@ -61,6 +63,9 @@ pub enum SpawnError {
     /// The container's cgroup.
     #[error(transparent)]
     Cgroup(#[from] CgroupError),
+    /// A prestart or createRuntime hook failed.
+    #[error(transparent)]
+    Hook(#[from] crate::hooks::HookError),
     /// Making a runtime fd safe from `--preserve-fds` failed.
     #[error("duplicate runtime fd above the preserved range: {0}")]
     Dup(Errno),
@@ -84,6 +89,10 @@ pub struct SpawnRequest<'a> {
     /// The container's cgroup: stage-1 joins it first thing, so init and everything it
     /// forks are in it, and a new cgroup namespace is rooted at it.
     pub cgroup: Option<&'a Cgroup>,
+    /// The connected `--console-socket` (with `process.terminal`).
+    pub console_socket: Option<&'a OwnedFd>,
+    /// The compiled `linux.seccomp` filter.
+    pub seccomp: Option<&'a SeccompFilter>,
 }
 
 /// Exits the current (forked) process immediately, without running atexit handlers or
@@ -174,7 +183,15 @@ fn drive_parent(
                 let _ = waitpid(stage1, None);
                 *stage1_reaped = true;
                 tracing::debug!(pid, "container init forked");
-                sock.send(&SyncMessage::Proceed)?;
+                sock.send(&SyncMessage::Proceed { pid })?;
+            }
+            SyncMessage::RunHooks => {
+                let pid = init_pid.ok_or(SpawnError::Protocol(SyncMessage::RunHooks))?;
+                let state = HookState::for_bundle(req.id.as_str(), req.bundle, "creating", pid);
+                let hooks = req.bundle.spec.hooks().as_ref();
+                hooks::run(HookKind::Prestart, hooks, &state)?;
+                hooks::run(HookKind::CreateRuntime, hooks, &state)?;
+                sock.send(&SyncMessage::HooksDone)?;
             }
             SyncMessage::Ready => {
                 return init_pid.ok_or(SpawnError::Protocol(SyncMessage::Ready));
@@ -218,6 +235,8 @@ fn stage1_main(req: &SpawnRequest<'_>, plan: &NamespacePlan, sock: SyncSocket) -
                 no_pivot: req.no_pivot,
                 no_new_keyring: req.no_new_keyring,
                 cgroup_dir: req.cgroup.map(Cgroup::dir),
+                console_socket: req.console_socket,
+                seccomp: req.seccomp,
             };
             init::run(&ctx, sock);
         }

@@ -118,9 +118,25 @@ pub struct ContainerState {
     /// The container's cgroup directory (absolute), if cgroups are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup_path: Option<PathBuf>,
+    /// The config's hooks (`start` runs poststart, `delete` poststop, even if the bundle
+    /// is gone by then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<oci_spec::runtime::Hooks>,
 }
 
 impl ContainerState {
+    /// The state given to hooks, with `status` and init's `pid`.
+    pub fn hook_state(&self, status: &'static str, pid: i32) -> crate::hooks::HookState {
+        crate::hooks::HookState {
+            oci_version: self.oci_version.clone(),
+            id: self.id.clone(),
+            status,
+            pid,
+            bundle: self.bundle.clone(),
+            annotations: self.annotations.clone(),
+        }
+    }
+
     /// The container's cgroup, if it has one.
     pub fn cgroup(&self) -> Option<crate::cgroups::Cgroup> {
         self.cgroup_path
@@ -317,6 +333,7 @@ mod tests {
             owner_uid: 0,
             annotations: BTreeMap::new(),
             cgroup_path: None,
+            hooks: None,
         }
     }
 

@@ -6,7 +6,9 @@
 //! stage-1 → parent   UserNsCreated        (only with a new user namespace)
 //! parent  → stage-1  MappingsWritten
 //! stage-1 → parent   InitPid { pid }      (then stage-1 exits)
-//! parent  → init     Proceed
+//! parent  → init     Proceed { pid }      (init's host pid, for the hooks' state)
+//! init    → parent   RunHooks             (only with prestart/createRuntime hooks:
+//! parent  → init     HooksDone             the parent runs them, mounts done)
 //! init    → parent   Ready                (init then blocks on the exec fifo)
 //! any     → parent   Error { message }    (then the sender exits non-zero)
 //! ```
@@ -32,7 +34,14 @@ pub enum SyncMessage {
         pid: i32,
     },
     /// The parent has recorded init; init may set the container up.
-    Proceed,
+    Proceed {
+        /// Init's host pid.
+        pid: i32,
+    },
+    /// Init's mounts are done: the parent runs the prestart and createRuntime hooks.
+    RunHooks,
+    /// The parent's hooks succeeded.
+    HooksDone,
     /// Init is set up and about to wait on the exec fifo.
     Ready,
     /// A child failed; `message` names the step and path.

@@ -87,14 +87,14 @@ fn bundle_errors_name_the_field_and_leave_nothing() {
         (
             "seccomp",
             Box::new(|b| {
-                b.edit(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_ALLOW"}))
+                b.edit(|c| c["linux"]["seccomp"] = json!({"defaultAction": "SCMP_ACT_NOTIFY"}))
             }),
-            "linux.seccomp is not supported yet",
+            "SCMP_ACT_NOTIFY is not supported yet",
         ),
         (
             "terminal",
             Box::new(|b| b.edit(|c| c["process"]["terminal"] = json!(true))),
-            "process.terminal",
+            "cannot allocate tty if runc will detach without setting console socket",
         ),
         (
             "host-sysctl",
@@ -238,12 +238,12 @@ fn cgroup_commands_without_a_cgroup() {
 fn unsupported_commands_say_so() {
     let rt = Runtime::new();
     fails_with(
-        &rt.run(&["exec", "c", "sh"]),
-        "the exec command is not supported yet",
+        &rt.run(&["checkpoint", "c"]),
+        "the checkpoint command is not supported yet",
     );
     fails_with(
-        &rt.run(&["features"]),
-        "the features command is not supported yet",
+        &rt.run(&["restore", "c"]),
+        "the restore command is not supported yet",
     );
     let b = TestBundle::new(&["/bin/true"]);
     let out = rt
@@ -253,7 +253,10 @@ fn unsupported_commands_say_so() {
         .arg("c")
         .output()
         .unwrap();
-    fails_with(&out, "--console-socket is not supported yet");
+    fails_with(
+        &out,
+        "cannot use console socket if runc will not detach or allocate tty",
+    );
 }
 
 #[test]

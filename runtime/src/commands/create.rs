@@ -12,22 +12,32 @@ use crate::container_id::ContainerId;
 use crate::error::Error;
 use crate::exec_fifo;
 use crate::pid_identity;
+use crate::seccomp;
 use crate::spawn::{self, SpawnRequest};
 use crate::state::{self, ContainerState, EXEC_FIFO};
+use crate::terminal;
 use crate::timefmt;
 
 use super::Context;
 
 /// Creates the container; returns init's pid.
 pub fn run(ctx: &Context, args: &CreateArgs) -> Result<i32, Error> {
+    create(ctx, args, true)
+}
+
+/// Creates the container for `create` (`detach`) or `run` (detached or not); returns
+/// init's pid.
+pub fn create(ctx: &Context, args: &CreateArgs, detach: bool) -> Result<i32, Error> {
     ctx.ensure_not_rootless()?;
     let id = ContainerId::parse(&args.id)?;
-    if args.console_socket.is_some() {
-        return Err(Error::NotSupported {
-            what: "--console-socket".into(),
-        });
-    }
     let bundle = Bundle::load(&args.bundle)?;
+    let terminal = bundle
+        .spec
+        .process()
+        .as_ref()
+        .and_then(|p| p.terminal())
+        .unwrap_or(false);
+    terminal::check_flags(terminal, detach, args.console_socket.as_deref())?;
     // Validated (and the hierarchy checked) before anything is created.
     let cgroup_plan = cgroups::manager::plan(ctx.cgroup_manager, &bundle.spec, id.as_str())?;
     // Relative paths are relative to where the caller ran us, not to the bundle.
@@ -101,6 +111,7 @@ fn create_in_dir(
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
         cgroup_path: None,
+        hooks: bundle.spec.hooks().clone(),
     };
     ctx.root.save(&st)?;
     if let Some(plan) = cgroup_plan {
@@ -125,6 +136,15 @@ fn create_in_dir(
         3 + args.preserve_fds as i32,
     )?;
 
+    let console = args
+        .console_socket
+        .as_deref()
+        .map(terminal::connect)
+        .transpose()?
+        .map(|fd| spawn::move_above(fd, 3 + args.preserve_fds as i32))
+        .transpose()?;
+    let seccomp = seccomp::compile_for(&bundle.spec)?;
+
     let pid = spawn::spawn(&SpawnRequest {
         id,
         bundle,
@@ -133,6 +153,8 @@ fn create_in_dir(
         no_pivot: args.no_pivot,
         no_new_keyring: args.no_new_keyring,
         cgroup: cgroup.as_ref(),
+        console_socket: console.as_ref(),
+        seccomp: seccomp.as_ref(),
     })?;
     let start_time = pid_identity::read(pid)
         .ok()

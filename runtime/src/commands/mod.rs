@@ -3,6 +3,8 @@
 pub mod create;
 pub mod delete;
 pub mod events;
+pub mod exec;
+pub mod features;
 pub mod kill;
 pub mod list;
 pub mod pause;
@@ -73,6 +75,8 @@ pub fn dispatch(cli: &Cli, command: &Command) -> Result<i32, Error> {
         Command::Ps(args) => ps::run(&ctx, args).map(|()| 0),
         Command::Update(args) => update::run(&ctx, args).map(|()| 0),
         Command::Events(args) => events::run(&ctx, args).map(|()| 0),
+        Command::Exec(args) => exec::run(&ctx, args),
+        Command::Features => features::run().map(|()| 0),
         _ => Err(Error::NotSupported {
             what: "this command".into(),
         }),
@@ -88,11 +92,13 @@ pub fn cgroup_of(st: &ContainerState, action: &'static str) -> Result<Cgroup, Er
 }
 
 /// Removes what is left of a container whose init is gone: its cgroup (killing any
-/// leftover process in it first), then its state directory.
+/// leftover process in it first), then runs the poststop hooks (failures are logged),
+/// then removes its state directory.
 pub fn remove_container(ctx: &Context, st: &ContainerState) -> Result<(), Error> {
     if let Some(cg) = st.cgroup() {
         cg.destroy()?;
     }
+    crate::hooks::run_poststop(st.hooks.as_ref(), &st.hook_state("stopped", 0));
     let id = ContainerId::parse(&st.id)?;
     ctx.root.remove(&id)?;
     Ok(())

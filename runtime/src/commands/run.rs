@@ -21,7 +21,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
         })?;
         signals::block_forwardable()?;
     }
-    let pid = create::run(ctx, &args.create)?;
+    let pid = create::create(ctx, &args.create, args.detach)?;
     if let Err(e) = start::run(ctx, id.as_str()) {
         let _ = signals::kill_signal(pid, nix::sys::signal::Signal::SIGKILL);
         match ctx.root.load(&id) {

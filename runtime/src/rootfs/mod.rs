@@ -2,8 +2,8 @@
 //!
 //! 1. [`prepare`] (before `pivot_root`, paths resolved against the host path of the
 //!    rootfs): root propagation, bind of the rootfs onto itself, every spec mount in order
-//!    ([`mounts`]), device nodes and `/dev` symlinks ([`devices`]), then
-//!    `pivot_root` or `MS_MOVE` + `chroot` ([`pivot`]).
+//!    ([`mounts`]), device nodes and `/dev` symlinks ([`devices`]); then [`enter`]:
+//!    `pivot_root` or `MS_MOVE` + `chroot` ([`pivot`]) (hooks run in between).
 //! 2. [`finish`] (after `pivot_root`, once sysctls are written): masked and read-only
 //!    paths ([`masked_paths`]) and the read-only root remount.
 //!
@@ -93,7 +93,7 @@ pub struct RootfsOptions<'a> {
     pub cgroup: CgroupMount<'a>,
 }
 
-/// Everything up to and including `pivot_root`.
+/// Everything up to (not including) `pivot_root`: see [`enter`].
 pub fn prepare(spec: &Spec, rootfs: &Path, opts: RootfsOptions<'_>) -> Result<(), RootfsError> {
     let linux = spec.linux().as_ref();
     let propagation = linux
@@ -147,8 +147,13 @@ pub fn prepare(spec: &Spec, rootfs: &Path, opts: RootfsOptions<'_>) -> Result<()
         devices::create_dev_symlinks(&root_fd)?;
     }
     drop(root_fd);
+    Ok(())
+}
 
-    if opts.no_pivot {
+/// Makes the rootfs the process's root: `pivot_root`, or `MS_MOVE` + `chroot` with
+/// `--no-pivot`.
+pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<(), RootfsError> {
+    if no_pivot {
         pivot::move_root(rootfs)
     } else {
         pivot::pivot_root(rootfs)
