@@ -342,23 +342,37 @@ impl Shim {
                 self.exited.notify_all();
             }
             None => {
-                if inner.orphans.len() >= 1024 {
-                    inner.orphans.clear();
+                // Exits nobody claimed soon are of processes the shim never tracks
+                // (orphans re-parented to it): forget them.
+                if inner.orphans.len() >= 64 {
+                    let horizon = at - Duration::from_secs(60);
+                    inner.orphans.retain(|_, (_, t)| *t >= horizon);
+                    if inner.orphans.len() >= 1024 {
+                        inner.orphans.clear();
+                    }
                 }
                 inner.orphans.insert(pid, (code, at));
             }
         }
     }
 
-    /// Sets a freshly learned pid, applying an exit that arrived first.
-    fn set_pid(&self, id: &str, exec_id: &str, pid: u32, state: PState) -> ttrpc::Result<()> {
+    /// Sets a freshly learned pid, applying an exit that arrived first: only one reaped
+    /// after `since` (when the runtime was invoked), so a stale exit of an earlier
+    /// process with a recycled pid is never taken for this one.
+    fn set_pid(
+        &self,
+        id: &str,
+        exec_id: &str,
+        pid: u32,
+        state: PState,
+        since: SystemTime,
+    ) -> ttrpc::Result<()> {
         let mut inner = self.lock();
-        let early = inner.orphans.remove(&pid);
+        let early = inner.orphans.remove(&pid).filter(|(_, at)| *at >= since);
         let c = inner
             .containers
             .get_mut(id)
             .ok_or_else(|| err(Code::NOT_FOUND, format!("container {id:?} not found")))?;
-        let bundle = c.bundle.clone();
         let p = c.proc_mut(exec_id)?;
         p.pid = pid;
         p.state = state;
@@ -366,7 +380,6 @@ impl Shim {
             drop(inner);
             // Re-run the normal path so the record, event and waiters see it.
             self.on_exit(pid, code, at);
-            let _ = bundle;
         }
         Ok(())
     }
@@ -471,6 +484,7 @@ impl containerd_shim_protos::Task for Shim {
             console,
             stdout_for_console,
         } = io;
+        let invoked = SystemTime::now();
         if let Err(e) = runtime.run_with_stdio(Some(&self.reaper), &args, stdio) {
             cleanup(&rootfs);
             return Err(runtime_err(e));
@@ -510,7 +524,6 @@ impl containerd_shim_protos::Task for Shim {
                 paused: false,
             },
         );
-        self.set_pid(&req.id, "", pid, PState::Created)?;
         self.publisher.publish(Event::Create(TaskCreate {
             container_id: req.id.clone(),
             bundle: req.bundle.clone(),
@@ -526,6 +539,8 @@ impl containerd_shim_protos::Task for Shim {
             pid,
             ..Default::default()
         }));
+        // After TaskCreate: an init that already died gets its TaskExit next.
+        self.set_pid(&req.id, "", pid, PState::Created, invoked)?;
         Ok(CreateTaskResponse {
             pid,
             ..Default::default()
@@ -606,6 +621,7 @@ impl containerd_shim_protos::Task for Shim {
             console,
             stdout_for_console,
         } = io;
+        let invoked = SystemTime::now();
         runtime
             .run_with_stdio(Some(&self.reaper), &args, stdio)
             .map_err(runtime_err)?;
@@ -638,7 +654,7 @@ impl containerd_shim_protos::Task for Shim {
             pid,
             ..Default::default()
         }));
-        self.set_pid(&req.id, &req.exec_id, pid, PState::Running)?;
+        self.set_pid(&req.id, &req.exec_id, pid, PState::Running, invoked)?;
         Ok(StartResponse {
             pid,
             ..Default::default()

@@ -1,6 +1,6 @@
 //! The `start` and `delete` actions and the long-lived shim's set-up.
 
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, IntoRawFd};
 use std::os::unix::fs::OpenOptionsExt;
@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use containerd_shim_protos::api::DeleteResponse;
 use containerd_shim_protos::protobuf::{Message, MessageField};
+use containerd_shim_protos::shim::oci::Options;
 use sha2::{Digest, Sha256};
 
 use crate::args::Flags;
@@ -78,10 +79,11 @@ fn bind(address: &str) -> io::Result<UnixListener> {
 /// `start`: prints the ttrpc address of the shim serving this task.
 pub fn start(flags: &Flags) -> io::Result<()> {
     let bundle = bundle_dir(flags);
-    // containerd writes the runtime options on stdin (unused here: the Create request
-    // carries them again); drain it so the writer never blocks.
+    // containerd writes the runtime options (an `Any` of runc's `Options`) on stdin:
+    // `ShimCgroup` is used below; the rest comes again with Create.
     let mut opts = Vec::new();
     let _ = io::stdin().read_to_end(&mut opts);
+    let shim_cgroup = start_options(&opts).shim_cgroup;
     let group = grouping(&bundle, &flags.id);
     let address = socket_address(&flags.address, &flags.namespace, &group);
     let listener = match bind(&address) {
@@ -141,10 +143,45 @@ pub fn start(flags: &Flags) -> io::Result<()> {
             return Err(e);
         }
     };
+    adjust_oom_score(child.id());
+    if !shim_cgroup.is_empty() {
+        // Only when containerd asks for it (runc option ShimCgroup), as the runc shim.
+        let procs = Path::new("/sys/fs/cgroup")
+            .join(shim_cgroup.trim_start_matches('/'))
+            .join("cgroup.procs");
+        if let Err(e) = std::fs::write(&procs, child.id().to_string()) {
+            eprintln!("shim start: moving the shim to {}: {e}", procs.display());
+        }
+    }
     std::fs::write(bundle.join("address"), &address)?;
     std::fs::write(bundle.join("shim.pid"), child.id().to_string())?;
     print!("{address}");
     io::stdout().flush()
+}
+
+fn start_options(stdin: &[u8]) -> Options {
+    use containerd_shim_protos::protobuf::well_known_types::any::Any;
+    Any::parse_from_bytes(stdin)
+        .ok()
+        .filter(|a| a.type_url.ends_with("containerd.runc.v1.Options"))
+        .and_then(|a| Options::parse_from_bytes(&a.value).ok())
+        .unwrap_or_default()
+}
+
+/// The shim gets containerd's OOM score + 1 (as containerd's shims): under memory
+/// pressure the kernel picks a shim before containerd itself.
+fn adjust_oom_score(pid: u32) {
+    let parent = std::os::unix::process::parent_id();
+    let Some(score) = std::fs::read_to_string(format!("/proc/{parent}/oom_score_adj"))
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    else {
+        return;
+    };
+    let _ = std::fs::write(
+        format!("/proc/{pid}/oom_score_adj"),
+        (score + 1).min(1000).to_string(),
+    );
 }
 
 /// `delete`: cleans up after a shim that is gone; prints a `DeleteResponse`.
@@ -191,6 +228,13 @@ fn open_log_fifo() {
 /// The long-lived shim: serves the Task service on fd 3 until Shutdown.
 pub fn serve(flags: &Flags) -> io::Result<()> {
     use containerd_shim_protos::ttrpc::Server;
+    // SAFETY: fcntl(F_SETFD) on fd 3, the listener `start` handed over; no memory is
+    // involved. Keeps the listener out of runtime invocations and containers.
+    if unsafe { libc::fcntl(3, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::other(
+            "no listener on fd 3: the shim is started by `start`, not directly",
+        ));
+    }
     open_log_fifo();
     let reaper = Reaper::start()?;
     let ttrpc_address = std::env::var("TTRPC_ADDRESS")
@@ -230,6 +274,5 @@ pub fn serve(flags: &Flags) -> io::Result<()> {
     if !flags.socket.is_empty() {
         let _ = std::fs::remove_file(socket_path(&flags.socket));
     }
-    let _ = File::open("/dev/null");
     std::process::exit(0);
 }

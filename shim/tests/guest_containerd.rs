@@ -3,8 +3,8 @@
 //! exec/ps/pause/resume/metrics/kill/rm`. containerd finds `containerd-shim-berth-v2`
 //! and the shim finds `berth-runtime` through `PATH` (the cargo target dir).
 //!
-//! Run with `cargo run -p berth-tests --bin berth-vm-tests -- --include /usr/bin/containerd
-//! --include /usr/bin/ctr`.
+//! Run with `cargo run -p berth-tests --bin berth-vm-tests -- --test guest_containerd`; the
+//! runner brings the host's containerd and ctr into the guest.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -28,10 +28,15 @@ impl Containerd {
             assert!(
                 Path::new(bin).exists(),
                 "{bin} missing in the guest: install Debian's containerd on the host \
-                 (scripts/install-deps) and pass `--include /usr/bin/containerd --include \
-                 /usr/bin/ctr` to berth-vm-tests"
+                 (scripts/install-deps); berth-vm-tests brings it in"
             );
         }
+        // containerd's overlayfs snapshotter: load the module once up front, so that
+        // the tests' parallel first mounts do not race its autoloading (ENODEV).
+        static OVERLAY: std::sync::Once = std::sync::Once::new();
+        OVERLAY.call_once(|| {
+            let _ = Command::new("modprobe").arg("overlay").status();
+        });
         let bin_dir = Path::new(SHIM).parent().unwrap().to_path_buf();
         assert!(
             bin_dir.join("berth-runtime").exists(),

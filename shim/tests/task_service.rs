@@ -851,9 +851,25 @@ fn idle_shim_memory() {
             },
         )
         .unwrap();
-    drop(client);
+    // As containerd: the connection stays, a Wait is pending.
+    let waiter = {
+        let addr = addr.clone();
+        std::thread::spawn(move || {
+            connect(&addr)
+                .wait(
+                    ctx(),
+                    &WaitRequest {
+                        id: "mem".into(),
+                        ..Default::default()
+                    },
+                )
+                .map(|w| w.exit_status)
+        })
+    };
     std::thread::sleep(Duration::from_secs(4));
-    report("idle shim, one running task, client gone");
+    report("idle shim, one running task, client connected, Wait pending");
+    drop(client);
+    std::thread::sleep(Duration::from_secs(1));
     let client = connect(&addr);
     client
         .kill(
@@ -874,6 +890,7 @@ fn idle_shim_memory() {
             },
         )
         .unwrap();
+    assert_eq!(waiter.join().unwrap().unwrap(), 137);
     client
         .delete(
             ctx(),

@@ -8,9 +8,9 @@
 //!        [--timeout SECS] [-- TEST-ARGS..]`
 //! Defaults: `--features vm --test 'guest_*'`. Every workspace package that declares one of
 //! the features is built with it, and its test targets matching the patterns run in the VM.
-//! `--include FILE` puts a host binary (and its libraries) into the guest; the reference
-//! runtimes runc and crun are always included when installed, since guest tests compare
-//! berth against them.
+//! `--include FILE` puts a host binary (and its libraries) into the guest; the real peers
+//! the guest tests compare berth with or drive it from (runc, crun, containerd, ctr) are
+//! always included when installed.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -20,8 +20,13 @@ use anyhow::{Context, Result, bail};
 use berth_tests::libtest_summary::TestCounts;
 use berth_tests::{IN_VM_ENV, vm_run_script, workspace_root};
 
-/// Host binaries every guest gets (when installed): the runtimes berth is compared with.
-const REFERENCE_RUNTIMES: [&str; 2] = ["/usr/sbin/runc", "/usr/bin/crun"];
+/// Host binaries every guest gets (when installed): the real peers guest tests use.
+const REFERENCE_PEERS: [&str; 4] = [
+    "/usr/sbin/runc",
+    "/usr/bin/crun",
+    "/usr/bin/containerd",
+    "/usr/bin/ctr",
+];
 
 struct Options {
     features: String,
