@@ -259,12 +259,12 @@ fn run() -> Result<ExitCode> {
     for share in shares(&tests) {
         cmd.arg("--share").arg(share);
     }
-    let reference_runtimes = REFERENCE_RUNTIMES.iter().filter(|p| Path::new(p).exists());
+    let peers = REFERENCE_PEERS.iter().filter(|p| Path::new(p).exists());
     for file in opts
         .includes
         .iter()
         .map(String::as_str)
-        .chain(reference_runtimes.copied())
+        .chain(peers.copied())
     {
         cmd.args(["--include", file]);
     }
