@@ -29,6 +29,7 @@ pub mod bundle;
 pub mod cgroups;
 pub mod cli;
 pub mod commands;
+pub mod console;
 pub mod container_id;
 pub mod error;
 pub mod exec_fifo;

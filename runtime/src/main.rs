@@ -12,6 +12,15 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(cli::normalize_args(std::env::args_os()));
     match real_main(&cli) {
         Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
+        // runc: `exec` fails with 255 ("exec failed: ..."), so a caller can tell the
+        // runtime's failure from the process's own exit status.
+        Err(e) if matches!(cli.command, Some(Command::Exec(_))) => {
+            if cli.log.is_some() {
+                tracing::error!("exec failed: {e:#}");
+            }
+            eprintln!("berth-runtime: exec failed: {e:#}");
+            ExitCode::from(255)
+        }
         Err(e) => {
             if cli.log.is_some() {
                 tracing::error!("{e:#}");

@@ -10,7 +10,8 @@
 //!
 //! runc's rules for the command line ([`check_flags`]): a detached process with a
 //! terminal needs `--console-socket`, and `--console-socket` without a terminal (or in the
-//! foreground) is refused.
+//! foreground) is refused. A foreground process with a terminal gets the runtime itself
+//! as its console ([`crate::console`]).
 
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -67,11 +68,6 @@ pub fn check_flags(
     if (!detach || !terminal) && console_socket.is_some() {
         return Err(TerminalError::Usage(
             "cannot use console socket if runc will not detach or allocate tty",
-        ));
-    }
-    if terminal && !detach {
-        return Err(TerminalError::Usage(
-            "a terminal for a foreground process (runc's own console copying, without --console-socket) is not supported yet; use --console-socket with --detach",
         ));
     }
     Ok(())

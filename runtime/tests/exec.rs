@@ -72,6 +72,8 @@ fn exit_status_propagates() {
     );
     let missing = exec(&rt, &["code", "no-such-program"]);
     fails_with(&missing, "executable file not found");
+    // runc: exec's own failures exit with 255.
+    assert_eq!(missing.status.code(), Some(255));
     // The container is unaffected.
     assert_eq!(rt.state("code").unwrap()["status"], "running");
     ok(&rt.run(&["delete", "--force", "code"]));

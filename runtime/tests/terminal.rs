@@ -155,6 +155,49 @@ fn exec_tty_with_console_socket() {
     ok(&rt.run(&["delete", "--force", "xtty"]));
 }
 
+/// Runs `cmd` with `input` on stdin (a pipe), capturing output.
+fn with_stdin(mut cmd: std::process::Command, input: &str) -> std::process::Output {
+    use std::process::Stdio;
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn foreground_run_and_exec_with_a_terminal() {
+    let rt = Runtime::new();
+    let b = TestBundle::new(&["/bin/sh"]);
+    b.edit(|c| c["process"]["terminal"] = json!(true));
+    // The runtime is the console: stdin goes to the pty, the pty to stdout.
+    let mut c = rt.cmd();
+    c.arg("run").arg("--bundle").arg(b.path()).arg("fg");
+    let out = with_stdin(c, "tty; echo A$((40+2)); exit 3\n");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("/dev/pts/0") && text.contains("A42"),
+        "{text}"
+    );
+    assert!(rt.is_empty());
+
+    let b = TestBundle::new(&["/bin/sleep", "100"]);
+    ok(&rt.run_detached(&b, "fgx"));
+    let mut c = rt.cmd();
+    c.args(["exec", "-t", "fgx", "sh"]);
+    let out = with_stdin(c, "[ -t 0 ] && echo IS-A-TTY; exit 4\n");
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("IS-A-TTY"));
+    ok(&rt.run(&["delete", "--force", "fgx"]));
+}
+
 #[test]
 fn console_socket_rules_match_runc() {
     let rt = Runtime::new();

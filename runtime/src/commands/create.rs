@@ -3,11 +3,13 @@
 //! time. Any failure removes the state directory; [`crate::spawn`] has already killed
 //! whatever it started.
 
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
 use crate::bundle::Bundle;
 use crate::cgroups;
 use crate::cli::CreateArgs;
+use crate::console;
 use crate::container_id::ContainerId;
 use crate::error::Error;
 use crate::exec_fifo;
@@ -22,12 +24,17 @@ use super::Context;
 
 /// Creates the container; returns init's pid.
 pub fn run(ctx: &Context, args: &CreateArgs) -> Result<i32, Error> {
-    create(ctx, args, true)
+    create(ctx, args, true).map(|(pid, _)| pid)
 }
 
 /// Creates the container for `create` (`detach`) or `run` (detached or not); returns
-/// init's pid.
-pub fn create(ctx: &Context, args: &CreateArgs, detach: bool) -> Result<i32, Error> {
+/// init's pid, and for a foreground `run` with a terminal the pty master (the runtime is
+/// then the console, see [`crate::console`]).
+pub fn create(
+    ctx: &Context,
+    args: &CreateArgs,
+    detach: bool,
+) -> Result<(i32, Option<OwnedFd>), Error> {
     ctx.ensure_not_rootless()?;
     let id = ContainerId::parse(&args.id)?;
     let bundle = Bundle::load(&args.bundle)?;
@@ -45,6 +52,12 @@ pub fn create(ctx: &Context, args: &CreateArgs, detach: bool) -> Result<i32, Err
 
     let dir = ctx.root.create_container_dir(&id)?;
     let mut cgroup = None;
+    // A foreground process with a terminal: the runtime is the console.
+    let own_console = if terminal && !detach {
+        Some(console::pair()?)
+    } else {
+        None
+    };
     let result = create_in_dir(
         ctx,
         args,
@@ -54,7 +67,13 @@ pub fn create(ctx: &Context, args: &CreateArgs, detach: bool) -> Result<i32, Err
         pid_file.as_deref(),
         cgroup_plan.as_ref(),
         &mut cgroup,
-    );
+        own_console.as_ref().map(|(_, theirs)| theirs),
+    )
+    .and_then(|pid| match &own_console {
+        // init sent the master before reporting Ready.
+        Some((ours, _)) => Ok((pid, Some(console::receive_master(ours)?))),
+        None => Ok((pid, None)),
+    });
     if result.is_err() {
         if let Some(cg) = cgroup {
             if let Err(e) = cg.destroy() {
@@ -86,6 +105,7 @@ fn create_in_dir(
     pid_file: Option<&Path>,
     cgroup_plan: Option<&cgroups::manager::CgroupPlan>,
     cgroup: &mut Option<cgroups::Cgroup>,
+    own_console: Option<&OwnedFd>,
 ) -> Result<i32, Error> {
     let me = std::process::id() as i32;
     let me_start = pid_identity::read(me)
@@ -136,13 +156,17 @@ fn create_in_dir(
         3 + args.preserve_fds as i32,
     )?;
 
-    let console = args
-        .console_socket
-        .as_deref()
-        .map(terminal::connect)
-        .transpose()?
-        .map(|fd| spawn::move_above(fd, 3 + args.preserve_fds as i32))
-        .transpose()?;
+    let console = match (args.console_socket.as_deref(), own_console) {
+        (Some(path), _) => Some(terminal::connect(path)?),
+        (None, Some(fd)) => Some(fd.try_clone().map_err(|source| Error::Io {
+            step: "dup the console socket",
+            path: "/".into(),
+            source,
+        })?),
+        (None, None) => None,
+    }
+    .map(|fd| spawn::move_above(fd, 3 + args.preserve_fds as i32))
+    .transpose()?;
     let seccomp = seccomp::compile_for(&bundle.spec)?;
 
     let pid = spawn::spawn(&SpawnRequest {

@@ -8,7 +8,8 @@
 //! is in, when cgroups are managed) and namespaces, and gets the container's seccomp
 //! filter. In the foreground the runtime forwards signals to it and exits with its
 //! status (`128 + signal` if killed); with `--detach` it returns once the process has
-//! started. `--pid-file` gets its host pid either way.
+//! started. `--pid-file` gets its host pid either way. Like runc, a failure of `exec`
+//! itself exits with 255 ("exec failed: ..."), never with a status the process could have.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,7 @@ use oci_spec::runtime::{Capability, Process, Spec};
 
 use crate::bundle::Bundle;
 use crate::cli::ExecArgs;
+use crate::console;
 use crate::container_id::ContainerId;
 use crate::error::Error;
 use crate::process::exec::{self as exec_spawn, ExecRequest};
@@ -34,7 +36,11 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32, Error> {
     match ctx.root.status(&st) {
         Status::Running | Status::Created => {}
         Status::Paused if args.ignore_paused => {}
-        Status::Paused => return Err(refused("cannot exec in a paused container")),
+        Status::Paused => {
+            return Err(refused(
+                "cannot exec in a paused container (use --ignore-paused to override)",
+            ));
+        }
         Status::Stopped => return Err(refused("cannot exec in a stopped container")),
         Status::Creating => return Err(refused("cannot exec in a container being created")),
     }
@@ -64,13 +70,23 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32, Error> {
         None => None,
     };
     let min_fd = 3 + args.preserve_fds as i32;
-    let console = args
-        .console_socket
-        .as_deref()
-        .map(terminal::connect)
-        .transpose()?
-        .map(|fd| spawn::move_above(fd, min_fd))
-        .transpose()?;
+    // A foreground process with a terminal: the runtime is the console.
+    let own_console = if process.terminal() == Some(true) && !args.detach {
+        Some(console::pair()?)
+    } else {
+        None
+    };
+    let console = match (args.console_socket.as_deref(), own_console.as_ref()) {
+        (Some(path), _) => Some(terminal::connect(path)?),
+        (None, Some((_, theirs))) => Some(theirs.try_clone().map_err(|source| Error::Io {
+            step: "dup the console socket",
+            path: "/".into(),
+            source,
+        })?),
+        (None, None) => None,
+    }
+    .map(|fd| spawn::move_above(fd, min_fd))
+    .transpose()?;
     let filter = seccomp::compile_for(&spec)?;
 
     if !args.detach {
@@ -96,6 +112,11 @@ pub fn run(ctx: &Context, args: &ExecArgs) -> Result<i32, Error> {
     }
     if args.detach {
         return Ok(0);
+    }
+    if let Some((ours, theirs)) = own_console {
+        drop(theirs);
+        let master = console::receive_master(&ours)?;
+        return Ok(console::relay(master, pid)?);
     }
     Ok(signals::forward_until_exit(pid)?)
 }

@@ -4,6 +4,7 @@
 //! `start`.
 
 use crate::cli::RunArgs;
+use crate::console;
 use crate::container_id::ContainerId;
 use crate::error::Error;
 use crate::signals;
@@ -21,7 +22,7 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
         })?;
         signals::block_forwardable()?;
     }
-    let pid = create::create(ctx, &args.create, args.detach)?;
+    let (pid, master) = create::create(ctx, &args.create, args.detach)?;
     if let Err(e) = start::run(ctx, id.as_str()) {
         let _ = signals::kill_signal(pid, nix::sys::signal::Signal::SIGKILL);
         match ctx.root.load(&id) {
@@ -37,7 +38,10 @@ pub fn run(ctx: &Context, args: &RunArgs) -> Result<i32, Error> {
     if args.detach {
         return Ok(0);
     }
-    let code = signals::forward_until_exit(pid)?;
+    let code = match master {
+        Some(master) => console::relay(master, pid)?,
+        None => signals::forward_until_exit(pid)?,
+    };
     if !args.keep {
         // Like runc, a failed clean-up is reported but does not replace the exit status.
         let removed = ctx
