@@ -152,6 +152,16 @@ fn connect(addr: &str) -> TaskClient {
     TaskClient::new(Client::connect(addr).unwrap())
 }
 
+/// A request that names only the task id: `by_id!(StartRequest, "c1")`.
+macro_rules! by_id {
+    ($request:ident, $id:expr) => {
+        &$request {
+            id: $id.into(),
+            ..Default::default()
+        }
+    };
+}
+
 fn ctx() -> ttrpc::context::Context {
     ttrpc::context::with_timeout(Duration::from_secs(30).as_nanos() as i64)
 }
@@ -229,81 +239,27 @@ fn output_arrives_in_the_stdout_fifo_and_wait_reports_the_exit() {
         .create(ctx(), &create_req(&env, "echo", &bundle, &stdout))
         .unwrap_or_else(|e| panic!("create: {e:?}\n{}", env.log()));
     assert!(created.pid > 0);
-    let st = client
-        .state(
-            ctx(),
-            &StateRequest {
-                id: "echo".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let st = client.state(ctx(), by_id!(StateRequest, "echo")).unwrap();
     assert_eq!(st.status.enum_value(), Ok(Status::CREATED));
-    let started = client
-        .start(
-            ctx(),
-            &StartRequest {
-                id: "echo".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let started = client.start(ctx(), by_id!(StartRequest, "echo")).unwrap();
     assert_eq!(started.pid, created.pid);
-    let w = client
-        .wait(
-            ctx(),
-            &WaitRequest {
-                id: "echo".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let w = client.wait(ctx(), by_id!(WaitRequest, "echo")).unwrap();
     assert_eq!(w.exit_status, 3);
     assert!(w.exited_at.seconds > 0);
     assert_eq!(reader.join().unwrap(), "hello from berth\n");
     // Wait answers again after the exit; State says stopped.
-    let w2 = client
-        .wait(
-            ctx(),
-            &WaitRequest {
-                id: "echo".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let w2 = client.wait(ctx(), by_id!(WaitRequest, "echo")).unwrap();
     assert_eq!(w2.exit_status, 3);
-    let st = client
-        .state(
-            ctx(),
-            &StateRequest {
-                id: "echo".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let st = client.state(ctx(), by_id!(StateRequest, "echo")).unwrap();
     assert_eq!(st.status.enum_value(), Ok(Status::STOPPED));
     assert_eq!(st.exit_status, 3);
     // The exit is on disk too.
     let rec = std::fs::read_to_string(bundle.join("berth-shim-exits/init")).unwrap();
     assert!(rec.contains("\"exit_status\":3"), "{rec}");
-    let d = client
-        .delete(
-            ctx(),
-            &DeleteRequest {
-                id: "echo".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let d = client.delete(ctx(), by_id!(DeleteRequest, "echo")).unwrap();
     assert_eq!((d.exit_status, d.pid), (3, created.pid));
     let e = client
-        .state(
-            ctx(),
-            &StateRequest {
-                id: "echo".into(),
-                ..Default::default()
-            },
-        )
+        .state(ctx(), by_id!(StateRequest, "echo"))
         .unwrap_err();
     assert_eq!(code(e), Code::NOT_FOUND);
     shutdown(&client, &bundle);
@@ -327,13 +283,7 @@ fn kill_pids_stdin_and_closeio() {
         .create(ctx(), &req)
         .unwrap_or_else(|e| panic!("create: {e:?}\n{}", env.log()));
     client
-        .start(
-            ctx(),
-            &StartRequest {
-                id: "sleeper".into(),
-                ..Default::default()
-            },
-        )
+        .start(ctx(), by_id!(StartRequest, "sleeper"))
         .unwrap();
     {
         let mut w = std::fs::OpenOptions::new()
@@ -353,15 +303,7 @@ fn kill_pids_stdin_and_closeio() {
             },
         )
         .unwrap();
-    let pids = client
-        .pids(
-            ctx(),
-            &PidsRequest {
-                id: "sleeper".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let pids = client.pids(ctx(), by_id!(PidsRequest, "sleeper")).unwrap();
     assert!(
         pids.processes.iter().any(|p| p.pid == created.pid),
         "{:?}",
@@ -369,13 +311,7 @@ fn kill_pids_stdin_and_closeio() {
     );
     // Deleting a running task is refused; the shim stays up.
     let e = client
-        .delete(
-            ctx(),
-            &DeleteRequest {
-                id: "sleeper".into(),
-                ..Default::default()
-            },
-        )
+        .delete(ctx(), by_id!(DeleteRequest, "sleeper"))
         .unwrap_err();
     assert_eq!(code(e), Code::FAILED_PRECONDITION);
     client
@@ -389,25 +325,11 @@ fn kill_pids_stdin_and_closeio() {
             },
         )
         .unwrap();
-    let w = client
-        .wait(
-            ctx(),
-            &WaitRequest {
-                id: "sleeper".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let w = client.wait(ctx(), by_id!(WaitRequest, "sleeper")).unwrap();
     assert_eq!(w.exit_status, 137);
     assert_eq!(reader.join().unwrap(), "got ping\n");
     let st = client
-        .state(
-            ctx(),
-            &StateRequest {
-                id: "sleeper".into(),
-                ..Default::default()
-            },
-        )
+        .state(ctx(), by_id!(StateRequest, "sleeper"))
         .unwrap();
     assert_eq!(
         (st.status.enum_value(), st.exit_status),
@@ -425,13 +347,7 @@ fn kill_pids_stdin_and_closeio() {
         .unwrap_err();
     assert_eq!(code(e), Code::NOT_FOUND);
     client
-        .delete(
-            ctx(),
-            &DeleteRequest {
-                id: "sleeper".into(),
-                ..Default::default()
-            },
-        )
+        .delete(ctx(), by_id!(DeleteRequest, "sleeper"))
         .unwrap();
     shutdown(&client, &bundle);
 }
@@ -445,24 +361,10 @@ fn bad_input_gets_clear_codes_and_the_shim_survives_clients() {
     assert_eq!(env.start(&bundle, "c1"), addr);
     let client = connect(&addr);
     let e = client
-        .state(
-            ctx(),
-            &StateRequest {
-                id: "nope".into(),
-                ..Default::default()
-            },
-        )
+        .state(ctx(), by_id!(StateRequest, "nope"))
         .unwrap_err();
     assert_eq!(code(e), Code::NOT_FOUND);
-    let e = client
-        .wait(
-            ctx(),
-            &WaitRequest {
-                id: "nope".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
+    let e = client.wait(ctx(), by_id!(WaitRequest, "nope")).unwrap_err();
     assert_eq!(code(e), Code::NOT_FOUND);
     let null = PathBuf::new();
     client
@@ -514,15 +416,7 @@ fn bad_input_gets_clear_codes_and_the_shim_survives_clients() {
     // The client goes away; a new one is served.
     drop(client);
     let client = connect(&addr);
-    let c = client
-        .connect(
-            ctx(),
-            &ConnectRequest {
-                id: "c1".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let c = client.connect(ctx(), by_id!(ConnectRequest, "c1")).unwrap();
     assert_eq!(c.shim_pid as i32, shim_pid(&bundle));
     assert!(c.task_pid > 0);
     // Shutdown without `now` keeps a shim that still has tasks.
@@ -530,15 +424,7 @@ fn bad_input_gets_clear_codes_and_the_shim_survives_clients() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(alive(shim_pid(&bundle)));
     // Delete of a created (never started) task kills it.
-    let d = client
-        .delete(
-            ctx(),
-            &DeleteRequest {
-                id: "c1".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let d = client.delete(ctx(), by_id!(DeleteRequest, "c1")).unwrap();
     assert_eq!(d.exit_status, 137);
     shutdown(&client, &bundle);
 }
@@ -553,15 +439,7 @@ fn delete_action_cleans_up_after_a_dead_shim() {
     let created = client
         .create(ctx(), &create_req(&env, "orphan", &bundle, &null))
         .unwrap_or_else(|e| panic!("create: {e:?}\n{}", env.log()));
-    client
-        .start(
-            ctx(),
-            &StartRequest {
-                id: "orphan".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    client.start(ctx(), by_id!(StartRequest, "orphan")).unwrap();
     // The shim dies (SIGKILL); `delete` must kill the container and answer 137.
     let spid = shim_pid(&bundle);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(spid), nix::sys::signal::SIGKILL).unwrap();
@@ -614,15 +492,7 @@ fn exec_runs_a_process_in_the_container() {
     client
         .create(ctx(), &create_req(&env, "ex", &bundle, &null))
         .unwrap_or_else(|e| panic!("create: {e:?}\n{}", env.log()));
-    client
-        .start(
-            ctx(),
-            &StartRequest {
-                id: "ex".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    client.start(ctx(), by_id!(StartRequest, "ex")).unwrap();
     let stdout = env.fifo("exec-stdout");
     let reader = read_fifo(&stdout);
     client
@@ -707,24 +577,8 @@ fn exec_runs_a_process_in_the_container() {
             },
         )
         .unwrap();
-    client
-        .wait(
-            ctx(),
-            &WaitRequest {
-                id: "ex".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-    client
-        .delete(
-            ctx(),
-            &DeleteRequest {
-                id: "ex".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    client.wait(ctx(), by_id!(WaitRequest, "ex")).unwrap();
+    client.delete(ctx(), by_id!(DeleteRequest, "ex")).unwrap();
     shutdown(&client, &bundle);
 }
 
@@ -759,15 +613,7 @@ fn terminal_through_the_console_socket_and_resize() {
             },
         )
         .unwrap();
-    client
-        .start(
-            ctx(),
-            &StartRequest {
-                id: "tty".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    client.start(ctx(), by_id!(StartRequest, "tty")).unwrap();
     {
         let mut w = std::fs::OpenOptions::new()
             .write(true)
@@ -776,25 +622,9 @@ fn terminal_through_the_console_socket_and_resize() {
             .unwrap();
         w.write_all(b"yes\n").unwrap();
     }
-    let w = client
-        .wait(
-            ctx(),
-            &WaitRequest {
-                id: "tty".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let w = client.wait(ctx(), by_id!(WaitRequest, "tty")).unwrap();
     assert_eq!(w.exit_status, 0);
-    client
-        .delete(
-            ctx(),
-            &DeleteRequest {
-                id: "tty".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    client.delete(ctx(), by_id!(DeleteRequest, "tty")).unwrap();
     shutdown(&client, &bundle);
     let out = reader.join().unwrap();
     assert!(out.contains("40 100"), "{out:?}");
@@ -842,15 +672,7 @@ fn idle_shim_memory() {
     client
         .create(ctx(), &create_req(&env, "mem", &bundle, &null))
         .unwrap();
-    client
-        .start(
-            ctx(),
-            &StartRequest {
-                id: "mem".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    client.start(ctx(), by_id!(StartRequest, "mem")).unwrap();
     // As containerd: the connection stays, a Wait is pending.
     let waiter = {
         let addr = addr.clone();
@@ -881,24 +703,8 @@ fn idle_shim_memory() {
             },
         )
         .unwrap();
-    client
-        .wait(
-            ctx(),
-            &WaitRequest {
-                id: "mem".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    client.wait(ctx(), by_id!(WaitRequest, "mem")).unwrap();
     assert_eq!(waiter.join().unwrap().unwrap(), 137);
-    client
-        .delete(
-            ctx(),
-            &DeleteRequest {
-                id: "mem".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    client.delete(ctx(), by_id!(DeleteRequest, "mem")).unwrap();
     shutdown(&client, &bundle);
 }
