@@ -14,7 +14,6 @@ use std::process::{Command, Output, Stdio};
 use serde_json::{Value, json};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_berth-runtime");
-const BUSYBOX: &str = "/bin/busybox";
 
 /// Fails the test unless running as root.
 pub fn require_root() {
@@ -23,10 +22,12 @@ pub fn require_root() {
         "this integration test creates namespaces and mounts and must run as root \
          (run `cargo test -p berth-runtime` as root)"
     );
-    assert!(
-        Path::new(BUSYBOX).exists(),
-        "{BUSYBOX} is missing: install Debian's busybox-static (scripts/install-deps)"
-    );
+}
+
+fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
 }
 
 /// A bundle: `<dir>/config.json` + `<dir>/rootfs` with busybox.
@@ -42,36 +43,20 @@ impl TestBundle {
             .prefix("berth-bundle-")
             .tempdir()
             .unwrap();
+        // The busybox rootfs from the shared fixtures, plus an unprivileged user the
+        // process.user tests switch to; config.json comes from our own `spec` below.
+        let fixtures = berth_rootfs_fixtures::Fixtures::get().expect("building the fixtures");
+        fixtures
+            .make_bundle(dir.path(), args)
+            .expect("making a bundle");
+        std::fs::remove_file(dir.path().join("config.json")).unwrap();
         let rootfs = dir.path().join("rootfs");
-        for d in [
-            "bin",
-            "proc",
-            "sys",
-            "dev",
-            "etc",
-            "tmp",
-            "root",
-            "home/user",
-        ] {
-            std::fs::create_dir_all(rootfs.join(d)).unwrap();
-        }
-        std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
-        let list = Command::new(BUSYBOX).arg("--list").output().unwrap();
-        for applet in String::from_utf8(list.stdout).unwrap().lines() {
-            if applet != "busybox" {
-                let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
-            }
-        }
-        std::fs::write(
-            rootfs.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n",
-        )
-        .unwrap();
-        std::fs::write(
-            rootfs.join("etc/group"),
-            "root:x:0:\nwheel:x:10:\nuser:x:1000:\n",
-        )
-        .unwrap();
+        std::fs::create_dir_all(rootfs.join("home/user")).unwrap();
+        append(
+            &rootfs.join("etc/passwd"),
+            "user:x:1000:1000:user:/home/user:/bin/sh\n",
+        );
+        append(&rootfs.join("etc/group"), "wheel:x:10:\nuser:x:1000:\n");
         let out = Command::new(BIN)
             .args(["spec", "--bundle"])
             .arg(dir.path())
