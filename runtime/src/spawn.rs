@@ -115,31 +115,41 @@ pub fn move_above(fd: OwnedFd, min: i32) -> Result<OwnedFd, SpawnError> {
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw) })
 }
 
-/// Forks stage-1 and init, runs the parent side of the protocol, and returns init's pid
-/// once init reports `Ready`.
-pub fn spawn(req: &SpawnRequest<'_>) -> Result<i32, SpawnError> {
-    let plan = NamespacePlan::from_spec(&req.bundle.spec);
-    let min_fd = 3 + req.preserve_fds as i32;
+/// Creates the sync socket pair (both ends moved above the `--preserve-fds` range) and
+/// forks stage-1, which runs `child` with its end; returns the parent's end and
+/// stage-1's pid. `child` must end the process (it never returns in practice). Shared
+/// by `create` and `exec`.
+pub(crate) fn fork_stage1(
+    preserve_fds: u32,
+    stage: &'static str,
+    child: impl FnOnce(SyncSocket),
+) -> Result<(SyncSocket, Pid), SpawnError> {
+    let min_fd = 3 + preserve_fds as i32;
     let (parent_end, child_end) = sync::pair()?;
     let parent_end = SyncSocket::from_fd(move_above(parent_end.into_fd(), min_fd)?);
     let child_end = SyncSocket::from_fd(move_above(child_end.into_fd(), min_fd)?);
 
     // SAFETY: the runtime is single-threaded (no thread or async runtime is started
-    // before create), so the child's copy of the address space is consistent.
-    let stage1 = match unsafe { fork() } {
-        Err(source) => {
-            return Err(SpawnError::Fork {
-                stage: "stage-1",
-                source,
-            });
-        }
+    // before create or exec), so the child's copy of the address space is consistent.
+    match unsafe { fork() } {
+        Err(source) => Err(SpawnError::Fork { stage, source }),
         Ok(ForkResult::Child) => {
             drop(parent_end);
-            stage1_main(req, &plan, child_end);
+            child(child_end);
+            // `child` ends the process itself; never fall back into the parent's code.
+            exit_now(1)
         }
-        Ok(ForkResult::Parent { child }) => child,
-    };
-    drop(child_end);
+        Ok(ForkResult::Parent { child }) => Ok((parent_end, child)),
+    }
+}
+
+/// Forks stage-1 and init, runs the parent side of the protocol, and returns init's pid
+/// once init reports `Ready`.
+pub fn spawn(req: &SpawnRequest<'_>) -> Result<i32, SpawnError> {
+    let plan = NamespacePlan::from_spec(&req.bundle.spec);
+    let (parent_end, stage1) = fork_stage1(req.preserve_fds, "stage-1", |sock| {
+        stage1_main(req, &plan, sock)
+    })?;
 
     let mut init_pid: Option<i32> = None;
     let mut stage1_reaped = false;

@@ -26,8 +26,8 @@ use oci_spec::runtime::Process;
 
 use super::program::{self, ProcessOptions};
 use crate::seccomp::SeccompFilter;
-use crate::spawn::{SpawnError, exit_now, move_above};
-use crate::sync::{self, SyncError, SyncMessage, SyncSocket};
+use crate::spawn::{SpawnError, exit_now, fork_stage1};
+use crate::sync::{SyncError, SyncMessage, SyncSocket};
 use crate::terminal::{self, PtySetup};
 
 /// What `exec` asks for.
@@ -62,27 +62,9 @@ const NAMESPACES: &[(&str, CloneFlags)] = &[
 
 /// Starts the process; returns its host pid once it has `execve`d.
 pub fn spawn(req: &ExecRequest<'_>) -> Result<i32, SpawnError> {
-    let min_fd = 3 + req.preserve_fds as i32;
-    let (parent_end, child_end) = sync::pair()?;
-    let parent_end = SyncSocket::from_fd(move_above(parent_end.into_fd(), min_fd)?);
-    let child_end = SyncSocket::from_fd(move_above(child_end.into_fd(), min_fd)?);
-
-    // SAFETY: the runtime is single-threaded, so the child's copy of the address space
-    // is consistent.
-    let stage1 = match unsafe { fork() } {
-        Err(source) => {
-            return Err(SpawnError::Fork {
-                stage: "exec stage-1",
-                source,
-            });
-        }
-        Ok(ForkResult::Child) => {
-            drop(parent_end);
-            stage1_main(req, child_end);
-        }
-        Ok(ForkResult::Parent { child }) => child,
-    };
-    drop(child_end);
+    let (parent_end, stage1) = fork_stage1(req.preserve_fds, "exec stage-1", |sock| {
+        stage1_main(req, sock)
+    })?;
 
     let mut pid = None;
     let result = (|| {
